@@ -1,0 +1,5 @@
+//! sea-orm entities for Gatehouse's tables. Storage only: API types live in the
+//! main crate, so nothing here can leak through a GraphQL derive.
+
+pub mod session;
+pub mod user;

@@ -1,0 +1,205 @@
+//! The command line and the one typed [`Settings`] struct, read once at start.
+//! Every setting is a flag and a `GATEHOUSE_*` environment variable.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::session_policy::SessionPolicy;
+
+/// `gatehouse serve | migrate | schema`.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the binary is asked to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve the GraphQL API.
+    Serve(Settings),
+    /// Run pending migrations and exit.
+    Migrate(DatabaseSettings),
+    /// Print the GraphQL schema (SDL), exactly as `schema.graphql` holds it.
+    Schema,
+}
+
+/// Everything `gatehouse serve` needs.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Address to serve on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Sign a session out after this long without a request (e.g. 30m).
+    #[arg(long, env = "GATEHOUSE_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Sign a session out this long after sign-in, however active (e.g. 12h).
+    #[arg(long, env = "GATEHOUSE_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
+    pub absolute_timeout: Duration,
+}
+
+/// Where the data lives.
+#[derive(Clone, Debug, Args)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE?mode=rwc` or `postgres://USER:PASS@HOST/DB`.
+    #[arg(
+        long,
+        env = "GATEHOUSE_DATABASE_URL",
+        default_value = "sqlite://gatehouse.db?mode=rwc"
+    )]
+    pub database_url: DatabaseUrl,
+}
+
+/// The longest timeout accepted: beyond this a "session" is a password.
+const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+impl Settings {
+    /// Refuses settings that cannot make sense together, naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("GATEHOUSE_IDLE_TIMEOUT (--idle-timeout)", self.idle_timeout),
+            (
+                "GATEHOUSE_ABSOLUTE_TIMEOUT (--absolute-timeout)",
+                self.absolute_timeout,
+            ),
+        ] {
+            if value < Duration::from_secs(1) || value > MAX_TIMEOUT {
+                return Err(format!(
+                    "{name} must be between 1s and 366days, got {}",
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if self.idle_timeout > self.absolute_timeout {
+            return Err(format!(
+                "GATEHOUSE_IDLE_TIMEOUT (--idle-timeout) {} is longer than \
+                 GATEHOUSE_ABSOLUTE_TIMEOUT (--absolute-timeout) {}",
+                humantime::format_duration(self.idle_timeout),
+                humantime::format_duration(self.absolute_timeout)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The timeout policy these settings describe.
+    pub fn session_policy(&self) -> SessionPolicy {
+        SessionPolicy::new(self.idle_timeout, self.absolute_timeout)
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{e}; write a duration such as 2s, 30m or 12h"))
+}
+
+/// A database URL. Its `Debug` hides everything after the scheme, since a
+/// PostgreSQL URL usually carries a password.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL, for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced, for messages.
+    pub fn redacted(&self) -> String {
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &self.0[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}{user}:***{}", &self.0[..scheme_end + 3], &self.0[at..])
+            }
+            _ => self.0.clone(),
+        }
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        if value.starts_with("sqlite:")
+            || value.starts_with("postgres://")
+            || value.starts_with("postgresql://")
+        {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err("expected a sqlite:// or postgres:// URL".to_owned())
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({:?})", self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(idle: &str, absolute: &str) -> Settings {
+        Cli::try_parse_from([
+            "gatehouse",
+            "serve",
+            "--idle-timeout",
+            idle,
+            "--absolute-timeout",
+            absolute,
+        ])
+        .map(|cli| match cli.command {
+            Command::Serve(s) => s,
+            other => panic!("parsed as {other:?}"),
+        })
+        .expect("parses")
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let s = settings("30m", "12h");
+        assert_eq!(s.idle_timeout, Duration::from_secs(30 * 60));
+        assert_eq!(s.absolute_timeout, Duration::from_secs(12 * 3600));
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn idle_longer_than_absolute_is_refused_by_name() {
+        let err = settings("13h", "12h").validate().unwrap_err();
+        assert!(err.contains("GATEHOUSE_IDLE_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn zero_timeout_is_refused() {
+        let err = settings("0s", "12h").validate().unwrap_err();
+        assert!(err.contains("GATEHOUSE_IDLE_TIMEOUT"), "{err}");
+    }
+
+    #[test]
+    fn unparsable_duration_names_the_flag() {
+        let err = Cli::try_parse_from(["gatehouse", "serve", "--idle-timeout", "5x"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--idle-timeout"), "{err}");
+    }
+
+    #[test]
+    fn database_url_debug_hides_the_password() {
+        let url: DatabaseUrl = "postgres://gate:s3cret@db:5432/gatehouse".parse().unwrap();
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("gate:***@db:5432/gatehouse"), "{shown}");
+    }
+}

@@ -1,0 +1,254 @@
+//! When a session ends: a pure function of `now`, so every edge is unit-tested
+//! without sleeping.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// The idle and absolute timeouts, read from settings on every check, so
+/// tightening them applies at once to existing sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicy {
+    idle: TimeDelta,
+    absolute: TimeDelta,
+}
+
+/// The stored timestamps a verdict depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionTimes {
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// When a live session will end. Each instant is the first at which it is
+/// rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    pub idle_expires_at: DateTime<Utc>,
+    pub absolute_expires_at: DateTime<Utc>,
+}
+
+impl Expiry {
+    /// The earlier of the two limits: when the session ends if left alone.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+}
+
+/// What the policy says of a session at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Active(Expiry),
+    IdleExpired,
+    AbsoluteExpired,
+    Revoked,
+}
+
+/// The coarsest slide granularity allowed, whatever the idle timeout.
+const MAX_SLIDE_GRANULARITY: TimeDelta = TimeDelta::seconds(5);
+
+impl SessionPolicy {
+    /// Builds a policy; durations beyond chrono's range saturate.
+    pub fn new(idle: Duration, absolute: Duration) -> Self {
+        let to_delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+        Self {
+            idle: to_delta(idle),
+            absolute: to_delta(absolute),
+        }
+    }
+
+    /// Both limits for a session with these timestamps.
+    pub fn expiry(&self, created_at: DateTime<Utc>, last_activity_at: DateTime<Utc>) -> Expiry {
+        let add = |t: DateTime<Utc>, d| t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Expiry {
+            idle_expires_at: add(last_activity_at, self.idle),
+            absolute_expires_at: add(created_at, self.absolute),
+        }
+    }
+
+    /// Judges a session at `now`. Revocation wins, then the absolute cap, then
+    /// idleness: a session past both limits reports the one activity cannot fix.
+    pub fn evaluate(&self, now: DateTime<Utc>, times: &SessionTimes) -> Verdict {
+        if times.revoked_at.is_some() {
+            return Verdict::Revoked;
+        }
+        let expiry = self.expiry(times.created_at, times.last_activity_at);
+        if now >= expiry.absolute_expires_at {
+            Verdict::AbsoluteExpired
+        } else if now >= expiry.idle_expires_at {
+            Verdict::IdleExpired
+        } else {
+            Verdict::Active(expiry)
+        }
+    }
+
+    /// The cut-offs a live session's timestamps must both be strictly after
+    /// at `now`, for filtering in SQL: `(created_after, active_after)`.
+    pub fn live_cutoffs(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let sub = |d| {
+            now.checked_sub_signed(d)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        (sub(self.absolute), sub(self.idle))
+    }
+
+    /// How stale `last_activity_at` may be before a request writes it again:
+    /// at most 5 s and at most a tenth of the idle timeout.
+    pub fn slide_granularity(&self) -> TimeDelta {
+        MAX_SLIDE_GRANULARITY.min(self.idle / 10)
+    }
+
+    /// Whether a request at `now` must record activity. Skipping the write
+    /// within the granularity costs at most that much of the idle window, and
+    /// the expiry we report is always the one we enforce.
+    pub fn needs_slide(&self, now: DateTime<Utc>, last_activity_at: DateTime<Utc>) -> bool {
+        now - last_activity_at >= self.slide_granularity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: TimeDelta = TimeDelta::minutes(30);
+    const ABSOLUTE: TimeDelta = TimeDelta::hours(12);
+    const TICK: TimeDelta = TimeDelta::microseconds(1);
+
+    fn policy() -> SessionPolicy {
+        SessionPolicy::new(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600))
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn times(created: DateTime<Utc>, last: DateTime<Utc>) -> SessionTimes {
+        SessionTimes {
+            created_at: created,
+            last_activity_at: last,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn fresh_session_is_active_with_both_limits() {
+        let v = policy().evaluate(t0(), &times(t0(), t0()));
+        let Verdict::Active(e) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(e.idle_expires_at, t0() + IDLE);
+        assert_eq!(e.absolute_expires_at, t0() + ABSOLUTE);
+        assert_eq!(e.expires_at(), t0() + IDLE);
+    }
+
+    #[test]
+    fn idle_limit_is_exclusive() {
+        let s = times(t0(), t0());
+        assert!(matches!(
+            policy().evaluate(t0() + IDLE - TICK, &s),
+            Verdict::Active(_)
+        ));
+        assert_eq!(policy().evaluate(t0() + IDLE, &s), Verdict::IdleExpired);
+        assert_eq!(
+            policy().evaluate(t0() + IDLE + TICK, &s),
+            Verdict::IdleExpired
+        );
+    }
+
+    #[test]
+    fn absolute_limit_is_exclusive_even_when_just_active() {
+        let now = t0() + ABSOLUTE;
+        let active_now = times(t0(), now - TICK);
+        assert!(matches!(
+            policy().evaluate(now - TICK, &active_now),
+            Verdict::Active(_)
+        ));
+        assert_eq!(
+            policy().evaluate(now, &active_now),
+            Verdict::AbsoluteExpired
+        );
+        assert_eq!(
+            policy().evaluate(now + TICK, &active_now),
+            Verdict::AbsoluteExpired
+        );
+    }
+
+    #[test]
+    fn expiry_never_passes_the_absolute_cap() {
+        let last = t0() + ABSOLUTE - TimeDelta::minutes(1);
+        let e = policy().expiry(t0(), last);
+        assert_eq!(e.expires_at(), t0() + ABSOLUTE);
+    }
+
+    #[test]
+    fn past_both_limits_reports_absolute() {
+        let s = times(t0(), t0());
+        assert_eq!(
+            policy().evaluate(t0() + ABSOLUTE + IDLE, &s),
+            Verdict::AbsoluteExpired
+        );
+    }
+
+    #[test]
+    fn revoked_wins_over_everything() {
+        let mut s = times(t0(), t0());
+        s.revoked_at = Some(t0());
+        assert_eq!(policy().evaluate(t0(), &s), Verdict::Revoked);
+        assert_eq!(
+            policy().evaluate(t0() + ABSOLUTE + IDLE, &s),
+            Verdict::Revoked
+        );
+    }
+
+    #[test]
+    fn clock_skew_ahead_does_not_stretch_the_cap() {
+        // Another node with a fast clock wrote activity "in the future".
+        let last = t0() + TimeDelta::seconds(3);
+        let s = times(t0(), last);
+        let Verdict::Active(e) = policy().evaluate(t0(), &s) else {
+            panic!("skewed session should still be active")
+        };
+        assert_eq!(e.idle_expires_at, last + IDLE);
+        assert_eq!(e.absolute_expires_at, t0() + ABSOLUTE);
+        assert!(!policy().needs_slide(t0(), last));
+    }
+
+    #[test]
+    fn granularity_is_at_most_5s_and_a_tenth_of_idle() {
+        assert_eq!(policy().slide_granularity(), TimeDelta::seconds(5));
+        let short = SessionPolicy::new(Duration::from_secs(2), Duration::from_secs(6));
+        assert_eq!(short.slide_granularity(), TimeDelta::milliseconds(200));
+    }
+
+    #[test]
+    fn slide_is_due_exactly_at_the_granularity() {
+        let g = policy().slide_granularity();
+        assert!(!policy().needs_slide(t0() + g - TICK, t0()));
+        assert!(policy().needs_slide(t0() + g, t0()));
+    }
+
+    #[test]
+    fn live_cutoffs_agree_with_evaluate() {
+        let now = t0() + ABSOLUTE;
+        let (created_after, active_after) = policy().live_cutoffs(now);
+        let sql_live =
+            |s: &SessionTimes| s.created_at > created_after && s.last_activity_at > active_after;
+        for created in [created_after - TICK, created_after, created_after + TICK] {
+            for last in [active_after - TICK, active_after, active_after + TICK] {
+                let s = times(created, last);
+                let live = matches!(policy().evaluate(now, &s), Verdict::Active(_));
+                assert_eq!(sql_live(&s), live, "created {created}, last {last}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_durations_saturate_instead_of_overflowing() {
+        let p = SessionPolicy::new(Duration::MAX, Duration::MAX);
+        assert!(matches!(
+            p.evaluate(t0(), &times(t0(), t0())),
+            Verdict::Active(_)
+        ));
+    }
+}

@@ -1,0 +1,118 @@
+//! Session tokens: 32 bytes from the OS CSPRNG, base64url, prefixed `gth_` so
+//! secret scanners can spot a leaked one. Only the SHA-256 is ever stored.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+const PREFIX: &str = "gth_";
+const RANDOM_BYTES: usize = 32;
+/// 32 bytes in unpadded base64url.
+const ENCODED_LEN: usize = 43;
+
+/// A raw bearer token. It never prints: `Debug` is redacted.
+pub struct SessionToken(String);
+
+/// The lower-case hex SHA-256 of a token: the only form that is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenHash(String);
+
+impl SessionToken {
+    /// A new token from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; RANDOM_BYTES];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))))
+    }
+
+    /// Accepts only the exact shape we issue, so junk never reaches the database.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let body = raw.strip_prefix(PREFIX)?;
+        let well_formed = body.len() == ENCODED_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD.decode(body).is_ok();
+        well_formed.then(|| Self(raw.to_owned()))
+    }
+
+    /// The raw token, to hand to its owner exactly once.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest to store and look up by.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(<redacted>)")
+    }
+}
+
+impl TokenHash {
+    /// The hex digest, as stored in `sessions.token_hash`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_have_the_prefix_and_parse_back() {
+        let token = SessionToken::generate().unwrap();
+        assert!(token.expose().starts_with("gth_"));
+        assert_eq!(token.expose().len(), PREFIX.len() + ENCODED_LEN);
+        let parsed = SessionToken::parse(token.expose()).expect("own tokens parse");
+        assert_eq!(parsed.hash(), token.hash());
+    }
+
+    #[test]
+    fn tokens_are_unique() {
+        let a = SessionToken::generate().unwrap();
+        let b = SessionToken::generate().unwrap();
+        assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn hash_is_hex_sha256_and_not_the_token() {
+        let token = SessionToken::generate().unwrap();
+        let hash = token.hash();
+        assert_eq!(hash.as_str().len(), 64);
+        assert!(hash.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!hash.as_str().contains(&token.expose()[4..]));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = SessionToken::generate().unwrap();
+        assert!(!format!("{token:?}").contains(&token.expose()[4..]));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let good = SessionToken::generate().unwrap();
+        let body = &good.expose()[4..];
+        for bad in [
+            "",
+            "gth_",
+            body,
+            &format!("xyz_{body}"),
+            &format!("gth_{body}A"),
+            &format!("gth_{}", &body[1..]),
+            &format!("gth_{}+", &body[1..]),
+            &format!("gth_{}\0", &body[1..]),
+            &format!("gth_{}é", &body[2..]),
+        ] {
+            assert!(SessionToken::parse(bad).is_none(), "accepted {bad:?}");
+        }
+    }
+}

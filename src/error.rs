@@ -1,0 +1,219 @@
+//! Everything that can go wrong, and the one place that maps it to a GraphQL
+//! `extensions.code` and an HTTP status.
+
+use async_graphql::ErrorExtensions;
+use async_graphql_axum::GraphQLResponse;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sea_orm::DbErr;
+
+/// Why a request carries no valid session. Sent as `extensions.reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    MissingToken,
+    InvalidToken,
+    IdleTimeout,
+    AbsoluteTimeout,
+    Revoked,
+}
+
+impl AuthFailure {
+    /// The stable `reason` string.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::MissingToken => "MISSING_TOKEN",
+            Self::InvalidToken => "INVALID_TOKEN",
+            Self::IdleTimeout => "IDLE_TIMEOUT",
+            Self::AbsoluteTimeout => "ABSOLUTE_TIMEOUT",
+            Self::Revoked => "REVOKED",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::MissingToken => "Sign-in required",
+            Self::InvalidToken => "The session token is not valid",
+            Self::IdleTimeout => "The session ended after a period of inactivity",
+            Self::AbsoluteTimeout => "The session reached its maximum lifetime",
+            Self::Revoked => "The session was signed out",
+        }
+    }
+}
+
+/// One error type for the whole service.
+///
+/// Deliberately not `Display`: async-graphql converts any `Display` type into
+/// an error without extensions, so a stray `?` would lose the code. Without
+/// it, `?` in a resolver goes through the one `From` below.
+#[derive(Debug)]
+pub enum AppError {
+    Unauthenticated(AuthFailure),
+    InvalidCredentials,
+    BadUserInput(String),
+    EmailTaken,
+    NotFound,
+    /// The HTTP request itself is unusable (not JSON, not a GraphQL body).
+    BadRequest(String),
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// The database cannot be reached; nothing was decided.
+    Unavailable(DbErr),
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    /// The stable `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::NotFound => "NOT_FOUND",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// What the caller is told. Internal details never appear here.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(failure) => failure.message().into(),
+            Self::InvalidCredentials => "Invalid email or password".into(),
+            Self::BadUserInput(message) | Self::BadRequest(message) => message.clone(),
+            Self::EmailTaken => "An account with this email already exists".into(),
+            Self::NotFound => "Not found".into(),
+            Self::PayloadTooLarge => "The request body is too large".into(),
+            Self::UnsupportedMediaType => {
+                "Send the request as content-type: application/json".into()
+            }
+            Self::Unavailable(_) => {
+                "The service is temporarily unavailable; try again shortly".into()
+            }
+            Self::Internal(_) => "Internal error".into(),
+        }
+    }
+
+    /// Wraps any unexpected failure; its details go to the log, never the caller.
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    /// Logs what the caller will not see.
+    fn log(&self) {
+        match self {
+            Self::Internal(err) => tracing::error!(error = ?err, "internal error"),
+            Self::Unavailable(err) => tracing::warn!(error = %err, "database unavailable"),
+            _ => {}
+        }
+    }
+}
+
+/// The HTTP status for each code: the one table of it.
+pub fn status_for_code(code: &str) -> StatusCode {
+    match code {
+        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "BAD_REQUEST" => StatusCode::BAD_REQUEST,
+        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
+        "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
+        // Operation-level failures (bad input, wrong password, not found)
+        // are ordinary GraphQL errors.
+        _ => StatusCode::OK,
+    }
+}
+
+/// The status for a whole GraphQL response: that of its most severe error.
+pub fn status_for_response(response: &async_graphql::Response) -> StatusCode {
+    response
+        .errors
+        .iter()
+        .filter_map(|e| error_code(e))
+        .map(status_for_code)
+        .max_by_key(|status| match *status {
+            StatusCode::OK => 0,
+            StatusCode::UNAUTHORIZED => 1,
+            other => other.as_u16(),
+        })
+        .unwrap_or(StatusCode::OK)
+}
+
+/// Whether the response refuses an operation for want of any token (as
+/// opposed to a bad one), which changes the `WWW-Authenticate` challenge.
+pub fn is_missing_token(response: &async_graphql::Response) -> bool {
+    response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|ext| ext.get("reason"))
+            .is_some_and(|r| *r == async_graphql::Value::from(AuthFailure::MissingToken.reason()))
+    })
+}
+
+fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code),
+        _ => None,
+    }
+}
+
+/// Adds RFC 6750's challenge to a 401.
+pub fn add_bearer_challenge(response: &mut Response, missing_token: bool) {
+    let challenge = if missing_token {
+        "Bearer"
+    } else {
+        r#"Bearer error="invalid_token""#
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+}
+
+impl From<DbErr> for AppError {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.log();
+        let code = err.code();
+        let failure = match &err {
+            AppError::Unauthenticated(failure) => Some(*failure),
+            _ => None,
+        };
+        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(failure) = failure {
+                ext.set("reason", failure.reason());
+            }
+        })
+    }
+}
+
+/// A whole HTTP response for an error raised outside the schema (the guard,
+/// an unusable request), shaped like a GraphQL response.
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let missing_token = matches!(self, Self::Unauthenticated(AuthFailure::MissingToken));
+        let status = status_for_code(self.code());
+        let error = async_graphql::Error::from(self);
+        let mut server_error = async_graphql::ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        let body = async_graphql::Response::from_errors(vec![server_error]);
+        let mut response = GraphQLResponse::from(body).into_response();
+        *response.status_mut() = status;
+        if status == StatusCode::UNAUTHORIZED {
+            add_bearer_challenge(&mut response, missing_token);
+        }
+        response
+    }
+}

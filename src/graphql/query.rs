@@ -1,0 +1,18 @@
+//! Read operations.
+
+use async_graphql::{Context, Object, Result};
+
+use crate::graphql::current;
+use crate::graphql::types::Viewer;
+
+/// The root of every read.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user, their current session and all their live sessions.
+    /// Needs a session token.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        Ok(Viewer::new(current(ctx)?.clone()))
+    }
+}

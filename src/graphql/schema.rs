@@ -1,0 +1,24 @@
+//! Builds the schema once at start, and prints its SDL for `schema.graphql`.
+
+use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+
+use crate::graphql::mutation::Mutation;
+use crate::graphql::query::Query;
+use crate::services::auth::AuthService;
+
+/// Gatehouse's executable schema.
+pub type GatehouseSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema with its services attached, ready to execute.
+pub fn build(auth: AuthService) -> GatehouseSchema {
+    builder().data(auth).finish()
+}
+
+/// The SDL that `gatehouse schema` prints and `schema.graphql` holds.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation, EmptySubscription)
+}

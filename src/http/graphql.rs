@@ -1,0 +1,64 @@
+//! `POST /graphql`: parses a JSON GraphQL request, executes it, and sets the
+//! HTTP status from the errors' codes.
+
+use async_graphql_axum::GraphQLResponse;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::{self, AppError, add_bearer_challenge};
+use crate::graphql::RequestAuth;
+use crate::graphql::schema::GatehouseSchema;
+
+/// Executes one GraphQL request sent as `application/json`.
+pub async fn graphql(
+    State(schema): State<GatehouseSchema>,
+    Extension(auth): Extension<RequestAuth>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = match parse(&headers, body) {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
+    let response = schema.execute(request.data(auth)).await;
+    let status = error::status_for_response(&response);
+    let missing_token = error::is_missing_token(&response);
+    let mut http = GraphQLResponse::from(response).into_response();
+    *http.status_mut() = status;
+    if status == StatusCode::UNAUTHORIZED {
+        add_bearer_challenge(&mut http, missing_token);
+    }
+    http
+}
+
+/// Only JSON is accepted: a form cannot send it cross-site without a
+/// preflight, and one body format means one parser to harden.
+fn parse(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<async_graphql::Request, AppError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        _ => AppError::BadRequest("The request body could not be read".into()),
+    })?;
+    match body.trim_ascii_start().first() {
+        None => Err(AppError::BadRequest("The request body is empty".into())),
+        Some(b'[') => Err(AppError::BadRequest(
+            "Batched requests are not supported; send one operation per request".into(),
+        )),
+        Some(_) => serde_json::from_slice(&body)
+            .map_err(|e| AppError::BadRequest(format!("The body is not a GraphQL request: {e}"))),
+    }
+}

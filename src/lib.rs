@@ -1,0 +1,13 @@
+//! Gatehouse: a GraphQL identity API whose sessions end exactly when they should.
+//!
+//! The request flows guard → resolver → service → repository → database.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod repo;
+pub mod services;
+pub mod startup;
+pub mod telemetry;

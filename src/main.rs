@@ -1,0 +1,20 @@
+use clap::Parser;
+use gatehouse::config::{Cli, Command};
+use gatehouse::{graphql, startup, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init();
+    match cli.command {
+        Command::Serve(settings) => {
+            let app = startup::Application::build(settings).await?;
+            app.run_until_stopped(startup::shutdown_signal()).await?;
+        }
+        Command::Migrate(database) => {
+            startup::connect_and_migrate(&database).await?;
+        }
+        Command::Schema => print!("{}", graphql::schema::sdl()),
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! sea-orm queries, one module per table. No policy lives here.
+
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,138 @@
+//! Queries on `sessions`. Every write that could race a revocation is a
+//! conditional `UPDATE … WHERE revoked_at IS NULL`.
+
+use chrono::{DateTime, Utc};
+use entity::{session, user};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select};
+use uuid::Uuid;
+
+use crate::domain::session_policy::SessionPolicy;
+use crate::domain::token::TokenHash;
+
+/// What a new session records about where it came from.
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// Inserts a session for `user_id` under a token's hash.
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    token_hash: &TokenHash,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<session::Model, DbErr> {
+    let model = session::Model {
+        id: Uuid::new_v4(),
+        user_id,
+        token_hash: token_hash.as_str().to_owned(),
+        created_at: now,
+        last_activity_at: now,
+        revoked_at: None,
+        user_agent: client.user_agent.clone(),
+        ip_address: client.ip_address.clone(),
+    };
+    session::Entity::insert(session::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(model)
+}
+
+/// The session with this token hash and its user, in one indexed query.
+pub async fn find_with_user(
+    db: &impl ConnectionTrait,
+    token_hash: &TokenHash,
+) -> Result<Option<(session::Model, user::Model)>, DbErr> {
+    let row = session::Entity::find()
+        .filter(session::Column::TokenHash.eq(token_hash.as_str()))
+        .find_also_related(user::Entity)
+        .one(db)
+        .await?;
+    Ok(row.and_then(|(session, user)| Some((session, user?))))
+}
+
+/// Records activity at `now` unless the session was revoked meanwhile.
+/// Returns whether the session is still unrevoked.
+pub async fn touch(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::LastActivityAt, Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// A session of `user_id`, whatever its state; `None` for anyone else's.
+pub async fn find_owned(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<session::Model>, DbErr> {
+    session::Entity::find_by_id(id)
+        .filter(session::Column::UserId.eq(user_id))
+        .one(db)
+        .await
+}
+
+/// Revokes one session of `user_id` if it is not revoked already.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Revokes every live session of `user_id` but `keep`; returns how many.
+pub async fn revoke_others(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(live_filter(user_id, policy, now))
+        .filter(session::Column::Id.ne(keep))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// The live sessions of `user_id`, newest first.
+pub async fn list_live(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<Vec<session::Model>, DbErr> {
+    let select: Select<session::Entity> = session::Entity::find();
+    select
+        .filter(live_filter(user_id, policy, now))
+        .order_by_desc(session::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// The SQL twin of `SessionPolicy::evaluate(..) == Active`.
+fn live_filter(user_id: Uuid, policy: &SessionPolicy, now: DateTime<Utc>) -> sea_orm::Condition {
+    let (created_after, active_after) = policy.live_cutoffs(now);
+    sea_orm::Condition::all()
+        .add(session::Column::UserId.eq(user_id))
+        .add(session::Column::RevokedAt.is_null())
+        .add(session::Column::CreatedAt.gt(created_after))
+        .add(session::Column::LastActivityAt.gt(active_after))
+}

@@ -1,0 +1,4 @@
+//! Use cases: what the API does, in terms of the domain and the repositories.
+
+pub mod auth;
+pub mod passwords;

@@ -1,0 +1,137 @@
+//! Building and running the server: database, migrations, router, listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{DatabaseSettings, Settings};
+use crate::graphql::schema;
+use crate::http::{graphql, guard, health, playground};
+use crate::services::auth::AuthService;
+use crate::services::passwords::{Passwords, owasp_params};
+
+/// The largest request body accepted; a GraphQL operation is far smaller.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Validates settings, connects, migrates, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate().map_err(anyhow::Error::msg)?;
+        let db = connect_and_migrate(&settings.database).await?;
+        let passwords = Passwords::new(owasp_params()).await?;
+        let auth = AuthService::new(db.clone(), settings.session_policy(), passwords);
+        let router = router(auth, db);
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+fn router(auth: AuthService, db: DatabaseConnection) -> Router {
+    let schema = schema::build(auth.clone());
+    let api = Router::new()
+        .route("/graphql", get(playground::graphiql).post(graphql::graphql))
+        .with_state(schema)
+        .layer(axum::middleware::from_fn_with_state(auth, guard::guard));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(db)
+        .merge(api)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Connects to the configured database and applies pending migrations.
+pub async fn connect_and_migrate(
+    settings: &DatabaseSettings,
+) -> anyhow::Result<DatabaseConnection> {
+    let url = &settings.database_url;
+    let mut options = ConnectOptions::new(url.expose());
+    options
+        .max_connections(10)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        // WAL lets readers run beside the one writer; NORMAL is durable
+        // across process crashes in WAL mode and much faster than FULL.
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    let db = Database::connect(options).await.with_context(|| {
+        format!(
+            "cannot connect to GATEHOUSE_DATABASE_URL {}",
+            url.redacted()
+        )
+    })?;
+    Migrator::up(&db, None)
+        .await
+        .context("database migration failed")?;
+    Ok(db)
+}
+
+/// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

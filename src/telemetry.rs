@@ -1,0 +1,15 @@
+//! Logging. Secrets never reach it: tokens and passwords are typed values with
+//! redacted `Debug`, and no layer here logs headers or bodies.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs a stderr subscriber filtered by `RUST_LOG` (default `info`).
+pub fn init() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    // A second init (as in tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
