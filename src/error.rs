@@ -142,6 +142,25 @@ pub fn status_for_response(response: &async_graphql::Response) -> StatusCode {
         .unwrap_or(StatusCode::OK)
 }
 
+/// Gives every error a code. Those async-graphql raises itself carry none: a
+/// document that does not parse or validate has no path, while an argument
+/// that cannot be coerced fails at its field.
+pub fn ensure_codes(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        if error_code(error).is_none() {
+            let code = if error.path.is_empty() {
+                "GRAPHQL_VALIDATION_FAILED"
+            } else {
+                "BAD_USER_INPUT"
+            };
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code);
+        }
+    }
+}
+
 /// Whether the response refuses an operation for want of any token (as
 /// opposed to a bad one), which changes the `WWW-Authenticate` challenge.
 pub fn is_missing_token(response: &async_graphql::Response) -> bool {

@@ -12,6 +12,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{DatabaseSettings, Settings};
@@ -77,6 +78,8 @@ fn router(auth: AuthService, db: DatabaseConnection) -> Router {
         .merge(api)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
+        // A bug must cost one request a 500, never the connection or the node.
+        .layer(CatchPanicLayer::new())
 }
 
 /// Connects to the configured database and applies pending migrations.

@@ -1,6 +1,8 @@
 //! Logging. Secrets never reach it: tokens and passwords are typed values with
 //! redacted `Debug`, and no layer here logs headers or bodies.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs a stderr subscriber filtered by `RUST_LOG` (default `info`).
@@ -11,5 +13,6 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

@@ -24,7 +24,8 @@ pub async fn graphql(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
-    let response = schema.execute(request.data(auth)).await;
+    let mut response = schema.execute(request.data(auth)).await;
+    error::ensure_codes(&mut response);
     let status = error::status_for_response(&response);
     let missing_token = error::is_missing_token(&response);
     let mut http = GraphQLResponse::from(response).into_response();

@@ -1,0 +1,160 @@
+//! The error contract at the HTTP edge: statuses, codes, reasons, challenges.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn post_raw(
+    app: &TestApp,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.expect("GraphQL-shaped body"))
+}
+
+fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_rejected_token_gets_401_invalid_token_with_a_challenge() {
+    let app = spawn_app().await;
+    let unknown = format!("gth_{}", "A".repeat(43));
+    for token in [unknown.as_str(), "garbage", "gth_short"] {
+        let reply = app.graphql("{ __typename }", json!({}), Some(token)).await;
+        reply.assert_unauthenticated("INVALID_TOKEN");
+        assert_eq!(
+            reply.headers["www-authenticate"],
+            r#"Bearer error="invalid_token""#
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_guard_runs_even_for_operations_that_need_no_session() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    app.logout(&token).await.data("logout");
+    app.graphql("{ __typename }", json!({}), Some(&token))
+        .await
+        .assert_unauthenticated("REVOKED");
+}
+
+#[tokio::test]
+async fn a_non_bearer_authorization_is_an_invalid_token() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("authorization", "Basic YWRhOnB3")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "INVALID_TOKEN");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_4xx_with_graphql_shaped_errors() {
+    let app = spawn_app().await;
+    let cases: [(&str, &str, StatusCode, &str); 5] = [
+        (
+            "application/json",
+            "{\"query\":",
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "application/json",
+            "",
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "application/json",
+            "[{\"query\":\"{__typename}\"}]",
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+        ),
+        (
+            "text/plain",
+            "{\"query\":\"{__typename}\"}",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "query=%7B__typename%7D",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+    ];
+    for (content_type, body, status, expected) in cases {
+        let (got, reply) = post_raw(&app, content_type, body).await;
+        assert_eq!(got, status, "{content_type} {body:?}: {reply}");
+        assert_eq!(code(&reply), expected, "{reply}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_gets_413() {
+    let app = spawn_app().await;
+    let padding = "x".repeat(65 * 1024);
+    let body =
+        json!({ "query": "{ __typename }", "variables": { "padding": padding } }).to_string();
+    let (status, reply) = post_raw(&app, "application/json", body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(code(&reply), "PAYLOAD_TOO_LARGE");
+}
+
+#[tokio::test]
+async fn wrong_variable_types_are_graphql_errors_not_crashes() {
+    let app = spawn_app().await;
+    let reply = app
+        .graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { token } }",
+            json!({ "input": { "email": 42, "password": ["x"] } }),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.code(), "GRAPHQL_VALIDATION_FAILED", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn unparsable_and_invalid_documents_have_codes() {
+    let app = spawn_app().await;
+    for query in ["{ me { ", "{ nope }", "mutation { login { token } }"] {
+        let reply = app.graphql(query, json!({}), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{query}");
+        assert_eq!(
+            reply.code(),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{query}: {}",
+            reply.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_answers_once_serving() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}

@@ -1,0 +1,274 @@
+//! `spawn_app()` and one helper per operation, so tests read like the seed.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::session;
+use gatehouse::config::{DatabaseSettings, Settings};
+use gatehouse::startup::Application;
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, EntityTrait};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// A password that satisfies the policy.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and a handle on its database.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// Direct access, only to simulate the passage of time and to inspect
+    /// what is at rest.
+    pub db: DatabaseConnection,
+    settings: Settings,
+    server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    _dir: TempDir,
+}
+
+/// A GraphQL answer with its HTTP status and headers.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `data.<field>`, asserting the operation succeeded.
+    pub fn data(&self, field: &str) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "expected success, got {} {}",
+            self.status,
+            self.body
+        );
+        &self.body["data"][field]
+    }
+
+    /// `errors[0].extensions.code`.
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+
+    /// `errors[0].extensions.reason`.
+    pub fn reason(&self) -> &str {
+        self.body["errors"][0]["extensions"]["reason"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error reason in {}", self.body))
+    }
+
+    /// `errors[0].message`.
+    pub fn message(&self) -> &str {
+        self.body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+    }
+
+    /// Asserts a 401 with `UNAUTHENTICATED` and this reason.
+    pub fn assert_unauthenticated(&self, reason: &str) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{}", self.body);
+        assert_eq!(self.code(), "UNAUTHENTICATED");
+        assert_eq!(self.reason(), reason, "{}", self.body);
+    }
+}
+
+/// Default settings: the documented timeouts.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600)).await
+}
+
+/// A server with these timeouts, on a fresh SQLite file.
+pub async fn spawn_app_with(idle: Duration, absolute: Duration) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gatehouse.db").display()
+    );
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: DatabaseSettings {
+            database_url: url.parse().unwrap(),
+        },
+        idle_timeout: idle,
+        absolute_timeout: absolute,
+    };
+    let mut app = TestApp {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        client: reqwest::Client::builder()
+            .user_agent("gatehouse-tests")
+            .build()
+            .unwrap(),
+        db: Database::connect(&url).await.expect("test db"),
+        settings,
+        server: None,
+        _dir: dir,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    async fn start(&mut self) {
+        let application = Application::build(self.settings.clone())
+            .await
+            .expect("application builds");
+        self.addr = application.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            application
+                .run_until_stopped(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("server runs");
+        });
+        self.server = Some((stop, handle));
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        if let Some((stop, handle)) = self.server.take() {
+            let _ = stop.send(());
+            handle.await.expect("server stops cleanly");
+        }
+        self.settings.listen = "127.0.0.1:0".parse().unwrap();
+        self.start().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs a GraphQL operation, with a bearer token if given.
+    pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Reply {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.json().await.expect("JSON body"),
+        }
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> Reply {
+        self.graphql(
+            "mutation($input: RegisterInput!) { register(input: $input) { token user { id email createdAt } session { id current expiresAt } } }",
+            json!({ "input": { "email": email, "password": password } }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.graphql(
+            "mutation($input: LoginInput!) { login(input: $input) { token user { id email } session { id createdAt lastActivityAt idleExpiresAt absoluteExpiresAt expiresAt current userAgent } } }",
+            json!({ "input": { "email": email, "password": password } }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn me(&self, token: &str) -> Reply {
+        self.graphql(
+            "{ me { user { id email } session { id lastActivityAt idleExpiresAt absoluteExpiresAt expiresAt current userAgent ipAddress } sessions { id current } } }",
+            json!({}),
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn refresh_session(&self, token: &str) -> Reply {
+        self.graphql(
+            "mutation { refreshSession { expiresAt session { id lastActivityAt expiresAt } } }",
+            json!({}),
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn revoke_session(&self, token: &str, session_id: &str) -> Reply {
+        self.graphql(
+            "mutation($input: RevokeSessionInput!) { revokeSession(input: $input) { session { id revokedAt current } } }",
+            json!({ "input": { "sessionId": session_id } }),
+            Some(token),
+        )
+        .await
+    }
+
+    pub async fn logout(&self, token: &str) -> Reply {
+        self.graphql("mutation { logout }", json!({}), Some(token))
+            .await
+    }
+
+    pub async fn revoke_other_sessions(&self, token: &str) -> Reply {
+        self.graphql("mutation { revokeOtherSessions }", json!({}), Some(token))
+            .await
+    }
+
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Reply {
+        self.graphql(
+            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { revokedSessions session { id current } } }",
+            json!({ "input": { "currentPassword": current, "newPassword": new } }),
+            Some(token),
+        )
+        .await
+    }
+
+    /// Registers a fresh user and returns `(email, token, session id)`.
+    pub async fn signed_in_user(&self) -> (String, String, String) {
+        let email = format!("user-{}@example.com", Uuid::new_v4());
+        let reply = self.register(&email, PASSWORD).await;
+        let payload = reply.data("register");
+        (
+            email,
+            payload["token"].as_str().unwrap().to_owned(),
+            payload["session"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// The stored row of a session.
+    pub async fn session_row(&self, id: &str) -> session::Model {
+        session::Entity::find_by_id(Uuid::parse_str(id).unwrap())
+            .one(&self.db)
+            .await
+            .unwrap()
+            .expect("session row exists")
+    }
+
+    /// Back-dates a session's timestamps: the only way tests move time.
+    pub async fn backdate_session(
+        &self,
+        id: &str,
+        created_at: Option<DateTime<Utc>>,
+        last_activity_at: Option<DateTime<Utc>>,
+    ) {
+        let mut row: session::ActiveModel = self.session_row(id).await.into();
+        if let Some(t) = created_at {
+            row.created_at = Set(t);
+        }
+        if let Some(t) = last_activity_at {
+            row.last_activity_at = Set(t);
+        }
+        row.update(&self.db).await.unwrap();
+    }
+}
+
+/// Parses an RFC 3339 timestamp from a response.
+pub fn timestamp(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("timestamp string"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real router on 127.0.0.1:0 over real HTTP, on a
+//! fresh database made by the migrations.
+
+mod auth;
+mod binary;
+mod errors;
+mod helpers;
+mod restart;
+mod revocation;
+mod session_timeouts;
