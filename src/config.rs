@@ -46,6 +46,15 @@ pub struct Settings {
     /// Sign a session out this long after sign-in, however active (e.g. 12h).
     #[arg(long, env = "GATEHOUSE_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
+
+    /// Keep ended sessions this long (so a stale token still reports why it
+    /// ended), then purge them.
+    #[arg(long, env = "GATEHOUSE_SESSION_RETENTION", default_value = "7days", value_parser = parse_duration)]
+    pub session_retention: Duration,
+
+    /// How often each node purges sessions past their retention.
+    #[arg(long, env = "GATEHOUSE_PURGE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub purge_interval: Duration,
 }
 
 /// Where the data lives.
@@ -58,6 +67,17 @@ pub struct DatabaseSettings {
         default_value = "sqlite://gatehouse.db?mode=rwc"
     )]
     pub database_url: DatabaseUrl,
+
+    /// Most connections this node opens. With PostgreSQL's default of 100,
+    /// 10 per node leaves room for several nodes and an operator.
+    #[arg(long, env = "GATEHOUSE_DB_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a free connection before it is answered
+    /// SERVICE_UNAVAILABLE; also the limit on opening one.
+    #[arg(long, env = "GATEHOUSE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
 }
 
 /// The longest timeout accepted: beyond this a "session" is a password.
@@ -79,6 +99,14 @@ impl Settings {
                     humantime::format_duration(value)
                 ));
             }
+        }
+        if self.purge_interval < Duration::from_secs(1) {
+            return Err("GATEHOUSE_PURGE_INTERVAL (--purge-interval) must be at least 1s".into());
+        }
+        if self.session_retention > MAX_TIMEOUT {
+            return Err(
+                "GATEHOUSE_SESSION_RETENTION (--session-retention) must be at most 366days".into(),
+            );
         }
         if self.idle_timeout > self.absolute_timeout {
             return Err(format!(

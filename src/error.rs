@@ -5,7 +5,7 @@ use async_graphql::ErrorExtensions;
 use async_graphql_axum::GraphQLResponse;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 
 /// Why a request carries no valid session. Sent as `extensions.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,10 +194,37 @@ pub fn add_bearer_challenge(response: &mut Response, missing_token: bool) {
 
 impl From<DbErr> for AppError {
     fn from(err: DbErr) -> Self {
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
-            other => Self::internal(other),
+        if is_unavailable(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::internal(err)
         }
+    }
+}
+
+/// Whether a database error means "cannot reach or use the database now"
+/// (worth a retry) rather than a bug.
+fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match &**e {
+                Sqlx::Io(_)
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed => true,
+                // PostgreSQL: connection exceptions (08) and operator
+                // intervention (57, e.g. shutdown); SQLite: busy or locked.
+                Sqlx::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57") || code == "5" || code == "6"
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

@@ -10,16 +10,24 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    TransactionTrait,
+};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::{DatabaseSettings, Settings};
+use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
 use crate::http::{graphql, guard, health, playground};
 use crate::services::auth::AuthService;
 use crate::services::passwords::{Passwords, owasp_params};
+use crate::services::purge;
+
+/// Any fixed 64-bit number, unique to Gatehouse's migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
 
 /// The largest request body accepted; a GraphQL operation is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,6 +36,15 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    purge: Purge,
+}
+
+/// What the background purge needs.
+struct Purge {
+    db: DatabaseConnection,
+    policy: SessionPolicy,
+    retention: Duration,
+    interval: Duration,
 }
 
 impl Application {
@@ -37,11 +54,21 @@ impl Application {
         let db = connect_and_migrate(&settings.database).await?;
         let passwords = Passwords::new(owasp_params()).await?;
         let auth = AuthService::new(db.clone(), settings.session_policy(), passwords);
-        let router = router(auth, db);
+        let router = router(auth, db.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
-        Ok(Self { listener, router })
+        let purge = Purge {
+            db,
+            policy: settings.session_policy(),
+            retention: settings.session_retention,
+            interval: settings.purge_interval,
+        };
+        Ok(Self {
+            listener,
+            router,
+            purge,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -54,14 +81,23 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Purge {
+            db,
+            policy,
+            retention,
+            interval,
+        } = self.purge;
+        let purge = tokio::spawn(purge::run(db, policy, retention, interval));
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
-        axum::serve(
+        let served = axum::serve(
             self.listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+        purge.abort();
+        served
     }
 }
 
@@ -89,9 +125,9 @@ pub async fn connect_and_migrate(
     let url = &settings.database_url;
     let mut options = ConnectOptions::new(url.expose());
     options
-        .max_connections(10)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(settings.db_max_connections)
+        .connect_timeout(settings.db_acquire_timeout)
+        .acquire_timeout(settings.db_acquire_timeout)
         .sqlx_logging(false)
         // WAL lets readers run beside the one writer; NORMAL is durable
         // across process crashes in WAL mode and much faster than FULL.
@@ -107,10 +143,26 @@ pub async fn connect_and_migrate(
             url.redacted()
         )
     })?;
-    Migrator::up(&db, None)
-        .await
-        .context("database migration failed")?;
+    migrate(&db).await.context("database migration failed")?;
     Ok(db)
+}
+
+/// Applies pending migrations. On PostgreSQL, nodes starting together take
+/// turns under an advisory lock held by the migration's own transaction, so
+/// none races another and the lock cannot outlive a crash.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
+            .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await
+        }
+        _ => Migrator::up(db, None).await,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.

@@ -136,3 +136,25 @@ fn live_filter(user_id: Uuid, policy: &SessionPolicy, now: DateTime<Utc>) -> sea
         .add(session::Column::CreatedAt.gt(created_after))
         .add(session::Column::LastActivityAt.gt(active_after))
 }
+
+/// Deletes sessions that ended (expired or revoked) before `ended_before`;
+/// returns how many. A live session never matches, and running it on many
+/// nodes at once is harmless.
+pub async fn purge_ended(
+    db: &impl ConnectionTrait,
+    policy: &SessionPolicy,
+    ended_before: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    // Not live at `ended_before` means ended by then, for good.
+    let (created_after, active_after) = policy.live_cutoffs(ended_before);
+    let result = session::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(session::Column::RevokedAt.lt(ended_before))
+                .add(session::Column::CreatedAt.lte(created_after))
+                .add(session::Column::LastActivityAt.lte(active_after)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}

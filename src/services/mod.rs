@@ -2,3 +2,4 @@
 
 pub mod auth;
 pub mod passwords;
+pub mod purge;

@@ -1,6 +1,8 @@
 //! `spawn_app()` and one helper per operation, so tests read like the seed.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,7 +11,9 @@ use gatehouse::config::{DatabaseSettings, Settings};
 use gatehouse::startup::Application;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, Database, DatabaseConnection, EntityTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -26,9 +30,116 @@ pub struct TestApp {
     /// Direct access, only to simulate the passage of time and to inspect
     /// what is at rest.
     pub db: DatabaseConnection,
+    pub database: Arc<TestDatabase>,
     settings: Settings,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
-    _dir: TempDir,
+}
+
+/// A fresh, migrated-on-start database: a SQLite file in a temp dir, or a new
+/// PostgreSQL database when `GATEHOUSE_TEST_DATABASE_URL` names a server.
+pub struct TestDatabase {
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<TempDir>,
+}
+
+const POSTGRES_ENV: &str = "GATEHOUSE_TEST_DATABASE_URL";
+
+impl TestDatabase {
+    pub async fn create() -> Arc<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+            warn_postgres_skipped();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("gatehouse.db").display()
+            );
+            return Arc::new(Self {
+                url,
+                postgres: None,
+                _dir: Some(dir),
+            });
+        };
+        let name = format!("gatehouse_test_{}", Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!(r#"CREATE DATABASE "{name}""#))
+            .await
+            .expect("CREATE DATABASE");
+        admin.close().await.ok();
+        let url = with_database_name(&admin_url, &name);
+        Arc::new(Self {
+            url,
+            postgres: Some((admin_url, name)),
+            _dir: None,
+        })
+    }
+}
+
+impl TestDatabase {
+    /// Whether this run is on PostgreSQL; otherwise says loudly (past the
+    /// harness's capture) that `test` was skipped.
+    pub fn postgres_or_skip(&self, test: &str) -> bool {
+        if self.postgres.is_none() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "*** SKIPPED {test}: it needs PostgreSQL ({POSTGRES_ENV}) ***"
+            );
+        }
+        self.postgres.is_some()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async code: use a thread with its own runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let admin = Database::connect(&admin_url).await?;
+                admin
+                    .execute_unprepared(&format!(
+                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                    ))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("could not drop test database: {dropped:?}");
+        }
+    }
+}
+
+/// Says once, past the test harness's capture, that PostgreSQL was not tested.
+fn warn_postgres_skipped() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** PostgreSQL run SKIPPED: {POSTGRES_ENV} is not set, so this run tested SQLite only. \
+             Set it (as .ci/run does) to run the whole suite on PostgreSQL too. ***\n"
+        );
+    });
+}
+
+fn with_database_name(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (server, _) = base.rsplit_once('/').expect("URL has a database path");
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
 }
 
 /// A GraphQL answer with its HTTP status and headers.
@@ -84,33 +195,48 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600)).await
 }
 
-/// A server with these timeouts, on a fresh SQLite file.
+/// A server with these timeouts, on a fresh database.
 pub async fn spawn_app_with(idle: Duration, absolute: Duration) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gatehouse.db").display()
-    );
-    let settings = Settings {
+    spawn_app_on(TestDatabase::create().await, |s| {
+        s.idle_timeout = idle;
+        s.absolute_timeout = absolute;
+    })
+    .await
+}
+
+/// A server on an existing database (another node of a cluster), with its
+/// settings adjusted by `configure`.
+pub async fn spawn_app_on(
+    database: Arc<TestDatabase>,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database: DatabaseSettings {
-            database_url: url.parse().unwrap(),
+            database_url: database.url.parse().unwrap(),
+            db_max_connections: 5,
+            db_acquire_timeout: Duration::from_secs(3),
         },
-        idle_timeout: idle,
-        absolute_timeout: absolute,
+        idle_timeout: Duration::from_secs(30 * 60),
+        absolute_timeout: Duration::from_secs(12 * 3600),
+        session_retention: Duration::from_secs(7 * 24 * 3600),
+        purge_interval: Duration::from_secs(3600),
     };
+    configure(&mut settings);
     let mut app = TestApp {
         addr: "127.0.0.1:0".parse().unwrap(),
         client: reqwest::Client::builder()
             .user_agent("gatehouse-tests")
             .build()
             .unwrap(),
-        db: Database::connect(&url).await.expect("test db"),
+        db: DatabaseConnection::default(),
+        database,
         settings,
         server: None,
-        _dir: dir,
     };
     app.start().await;
+    // Connect after the server has migrated the database.
+    app.db = Database::connect(&app.database.url).await.expect("test db");
     app
 }
 
@@ -262,6 +388,13 @@ impl TestApp {
         if let Some(t) = last_activity_at {
             row.last_activity_at = Set(t);
         }
+        row.update(&self.db).await.unwrap();
+    }
+
+    /// Marks a session revoked at `at`, as if it had been long ago.
+    pub async fn backdate_revocation(&self, id: &str, at: DateTime<Utc>) {
+        let mut row: session::ActiveModel = self.session_row(id).await.into();
+        row.revoked_at = Set(Some(at));
         row.update(&self.db).await.unwrap();
     }
 }

@@ -3,8 +3,10 @@
 
 mod auth;
 mod binary;
+mod cluster;
 mod errors;
 mod helpers;
+mod purge;
 mod restart;
 mod revocation;
 mod session_timeouts;
