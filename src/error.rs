@@ -40,6 +40,41 @@ impl AuthFailure {
     }
 }
 
+/// Which limit a document broke (see `graphql::limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryLimit {
+    Depth,
+    Complexity,
+    Aliases,
+    RootFields,
+}
+
+impl QueryLimit {
+    fn code(self) -> &'static str {
+        match self {
+            Self::Depth => "QUERY_TOO_DEEP",
+            Self::Complexity => "QUERY_TOO_COMPLEX",
+            Self::Aliases => "TOO_MANY_ALIASES",
+            Self::RootFields => "TOO_MANY_ROOT_FIELDS",
+        }
+    }
+
+    fn message(self) -> String {
+        use crate::graphql::limits::*;
+        match self {
+            Self::Depth => format!(
+                "The query is nested more than {MAX_DEPTH} fields deep \
+                 ({MAX_INTROSPECTION_DEPTH} inside introspection)"
+            ),
+            Self::Complexity => format!("The query selects more than {MAX_FIELDS} fields"),
+            Self::Aliases => format!("The query uses more than {MAX_ALIASES} aliases"),
+            Self::RootFields => {
+                format!("An operation may select at most {MAX_ROOT_FIELDS} root fields")
+            }
+        }
+    }
+}
+
 /// One error type for the whole service.
 ///
 /// Deliberately not `Display`: async-graphql converts any `Display` type into
@@ -52,6 +87,8 @@ pub enum AppError {
     BadUserInput(String),
     EmailTaken,
     NotFound,
+    /// The document is too costly to run.
+    QueryRejected(QueryLimit),
     /// The HTTP request itself is unusable (not JSON, not a GraphQL body).
     BadRequest(String),
     PayloadTooLarge,
@@ -70,6 +107,7 @@ impl AppError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::NotFound => "NOT_FOUND",
+            Self::QueryRejected(limit) => limit.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -86,6 +124,7 @@ impl AppError {
             Self::BadUserInput(message) | Self::BadRequest(message) => message.clone(),
             Self::EmailTaken => "An account with this email already exists".into(),
             Self::NotFound => "Not found".into(),
+            Self::QueryRejected(limit) => limit.message(),
             Self::PayloadTooLarge => "The request body is too large".into(),
             Self::UnsupportedMediaType => {
                 "Send the request as content-type: application/json".into()
@@ -116,7 +155,13 @@ impl AppError {
 pub fn status_for_code(code: &str) -> StatusCode {
     match code {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-        "BAD_REQUEST" => StatusCode::BAD_REQUEST,
+        // A request refused before execution, as GraphQL over HTTP asks.
+        "BAD_REQUEST"
+        | "GRAPHQL_VALIDATION_FAILED"
+        | "QUERY_TOO_DEEP"
+        | "QUERY_TOO_COMPLEX"
+        | "TOO_MANY_ALIASES"
+        | "TOO_MANY_ROOT_FIELDS" => StatusCode::BAD_REQUEST,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
         "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,

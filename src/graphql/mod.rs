@@ -1,5 +1,6 @@
 //! The GraphQL API: its schema, resolvers and output types.
 
+pub mod limits;
 pub mod mutation;
 pub mod query;
 pub mod schema;

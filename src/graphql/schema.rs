@@ -2,6 +2,7 @@
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
+use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
 use crate::services::auth::AuthService;
@@ -21,4 +22,6 @@ pub fn sdl() -> String {
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
+        .extension(QueryLimits)
+        .limit_directives(8)
 }

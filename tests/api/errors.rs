@@ -131,7 +131,7 @@ async fn wrong_variable_types_are_graphql_errors_not_crashes() {
             None,
         )
         .await;
-    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.code(), "GRAPHQL_VALIDATION_FAILED", "{}", reply.body);
 }
 
@@ -140,7 +140,7 @@ async fn unparsable_and_invalid_documents_have_codes() {
     let app = spawn_app().await;
     for query in ["{ me { ", "{ nope }", "mutation { login { token } }"] {
         let reply = app.graphql(query, json!({}), None).await;
-        assert_eq!(reply.status, StatusCode::OK, "{query}");
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(
             reply.code(),
             "GRAPHQL_VALIDATION_FAILED",
@@ -157,4 +157,63 @@ async fn health_answers_once_serving() {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+}
+
+#[tokio::test]
+async fn abusive_documents_are_refused_before_execution() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    let deep = format!(
+        "{{ me {{ {}id{} }} }}",
+        "session { ".repeat(12),
+        " }".repeat(12)
+    );
+    let aliases: String = (0..16).map(|i| format!("a{i}: __typename ")).collect();
+    let roots: String = (0..11)
+        .map(|i| format!("m{i}: me {{ user {{ id }} }} "))
+        .collect();
+    let wide: String = (0..260).map(|_| "__typename ").collect();
+    for (query, code) in [
+        (deep, "QUERY_TOO_DEEP"),
+        (format!("{{ me {{ {aliases} }} }}"), "TOO_MANY_ALIASES"),
+        (format!("{{ {roots} }}"), "TOO_MANY_ROOT_FIELDS"),
+        (
+            format!("{{ me {{ session {{ {wide} }} }} }}"),
+            "QUERY_TOO_COMPLEX",
+        ),
+    ] {
+        let reply = app.graphql(&query, json!({}), Some(&token)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{code}: {}",
+            reply.body
+        );
+        assert_eq!(reply.code(), code, "{}", reply.body);
+        assert!(reply.body["data"].is_null());
+    }
+}
+
+/// The shape of the introspection query GraphiQL and codegen tools send
+/// (TypeRef nested eight deep) stays within the limits.
+#[tokio::test]
+async fn full_introspection_is_allowed() {
+    let app = spawn_app().await;
+    let type_ref = format!(
+        "kind name {}",
+        "ofType { kind name ".repeat(8) + &"}".repeat(8)
+    );
+    let query = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} \
+         types {{ kind name description \
+           fields(includeDeprecated: true) {{ name description args {{ name description type {{ ...TypeRef }} defaultValue }} type {{ ...TypeRef }} isDeprecated deprecationReason }} \
+           inputFields {{ name description type {{ ...TypeRef }} defaultValue }} \
+           interfaces {{ ...TypeRef }} enumValues(includeDeprecated: true) {{ name description isDeprecated deprecationReason }} possibleTypes {{ ...TypeRef }} }} \
+         directives {{ name description locations args {{ name description type {{ ...TypeRef }} defaultValue }} }} }} }} \
+         fragment TypeRef on __Type {{ {type_ref} }}"
+    );
+    let reply = app.graphql(&query, json!({}), None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let types = reply.data("__schema")["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Session"));
 }
