@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::session_policy::SessionPolicy;
+use crate::domain::throttle_policy::ThrottlePolicy;
 
 /// `gatehouse serve | migrate | schema`.
 #[derive(Debug, Parser)]
@@ -55,6 +56,53 @@ pub struct Settings {
     /// How often each node purges sessions past their retention.
     #[arg(long, env = "GATEHOUSE_PURGE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub purge_interval: Duration,
+
+    #[command(flatten)]
+    pub login_limits: LoginLimits,
+}
+
+/// Brute-force limits on failed sign-ins.
+#[derive(Clone, Debug, Args)]
+pub struct LoginLimits {
+    /// Failed sign-ins for one account before it locks.
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures: u32,
+
+    /// Failed sign-ins from one client address, across accounts, before it locks.
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_max_failures_per_ip: u32,
+
+    /// A failure counter resets after this long without a failure.
+    #[arg(long, env = "GATEHOUSE_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// The first lock; each further failure doubles it.
+    #[arg(long, env = "GATEHOUSE_LOGIN_LOCKOUT", default_value = "30s", value_parser = parse_duration)]
+    pub login_lockout: Duration,
+
+    /// The longest lock.
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_LOCKOUT", default_value = "15m", value_parser = parse_duration)]
+    pub login_max_lockout: Duration,
+}
+
+impl LoginLimits {
+    /// The per-account and per-address policies.
+    pub fn policies(&self) -> (ThrottlePolicy, ThrottlePolicy) {
+        let policy = |max| {
+            ThrottlePolicy::new(
+                max,
+                self.login_failure_window,
+                self.login_lockout,
+                self.login_max_lockout,
+            )
+        };
+        (
+            policy(self.login_max_failures),
+            policy(self.login_max_failures_per_ip),
+        )
+    }
 }
 
 /// Where the data lives.

@@ -87,6 +87,10 @@ pub enum AppError {
     BadUserInput(String),
     EmailTaken,
     NotFound,
+    /// Too many failed sign-ins for this account or address.
+    RateLimited {
+        retry_after: u64,
+    },
     /// The document is too costly to run.
     QueryRejected(QueryLimit),
     /// The HTTP request itself is unusable (not JSON, not a GraphQL body).
@@ -107,6 +111,7 @@ impl AppError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::NotFound => "NOT_FOUND",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
@@ -124,6 +129,9 @@ impl AppError {
             Self::BadUserInput(message) | Self::BadRequest(message) => message.clone(),
             Self::EmailTaken => "An account with this email already exists".into(),
             Self::NotFound => "Not found".into(),
+            Self::RateLimited { retry_after } => {
+                format!("Too many failed sign-in attempts; try again in {retry_after} seconds")
+            }
             Self::QueryRejected(limit) => limit.message(),
             Self::PayloadTooLarge => "The request body is too large".into(),
             Self::UnsupportedMediaType => {
@@ -155,6 +163,7 @@ impl AppError {
 pub fn status_for_code(code: &str) -> StatusCode {
     match code {
         "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
+        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
         // A request refused before execution, as GraphQL over HTTP asks.
         "BAD_REQUEST"
         | "GRAPHQL_VALIDATION_FAILED"
@@ -206,15 +215,39 @@ pub fn ensure_codes(response: &mut async_graphql::Response) {
     }
 }
 
-/// Whether the response refuses an operation for want of any token (as
-/// opposed to a bad one), which changes the `WWW-Authenticate` challenge.
-pub fn is_missing_token(response: &async_graphql::Response) -> bool {
-    response.errors.iter().any(|e| {
-        e.extensions
-            .as_ref()
-            .and_then(|ext| ext.get("reason"))
-            .is_some_and(|r| *r == async_graphql::Value::from(AuthFailure::MissingToken.reason()))
-    })
+/// Adds the headers a status promises: RFC 6750's challenge on a 401
+/// (`invalid_token` unless no token was sent) and `Retry-After` on a 429.
+pub fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]) {
+    let extension = |name: &str| {
+        errors
+            .iter()
+            .find_map(|e| e.extensions.as_ref()?.get(name).cloned())
+    };
+    match http.status() {
+        StatusCode::UNAUTHORIZED => {
+            let missing = extension("reason")
+                == Some(async_graphql::Value::from(
+                    AuthFailure::MissingToken.reason(),
+                ));
+            let challenge = if missing {
+                "Bearer"
+            } else {
+                r#"Bearer error="invalid_token""#
+            };
+            http.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            if let Some(async_graphql::Value::Number(seconds)) = extension("retryAfter")
+                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+            {
+                http.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
@@ -222,19 +255,6 @@ fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
         async_graphql::Value::String(code) => Some(code),
         _ => None,
     }
-}
-
-/// Adds RFC 6750's challenge to a 401.
-pub fn add_bearer_challenge(response: &mut Response, missing_token: bool) {
-    let challenge = if missing_token {
-        "Bearer"
-    } else {
-        r#"Bearer error="invalid_token""#
-    };
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(challenge),
-    );
 }
 
 impl From<DbErr> for AppError {
@@ -277,14 +297,12 @@ impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         err.log();
         let code = err.code();
-        let failure = match &err {
-            AppError::Unauthenticated(failure) => Some(*failure),
-            _ => None,
-        };
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
-            if let Some(failure) = failure {
-                ext.set("reason", failure.reason());
+            match &err {
+                AppError::Unauthenticated(failure) => ext.set("reason", failure.reason()),
+                AppError::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+                _ => {}
             }
         })
     }
@@ -294,17 +312,20 @@ impl From<AppError> for async_graphql::Error {
 /// an unusable request), shaped like a GraphQL response.
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let missing_token = matches!(self, Self::Unauthenticated(AuthFailure::MissingToken));
-        let status = status_for_code(self.code());
         let error = async_graphql::Error::from(self);
         let mut server_error = async_graphql::ServerError::new(error.message, None);
         server_error.extensions = error.extensions;
-        let body = async_graphql::Response::from_errors(vec![server_error]);
-        let mut response = GraphQLResponse::from(body).into_response();
-        *response.status_mut() = status;
-        if status == StatusCode::UNAUTHORIZED {
-            add_bearer_challenge(&mut response, missing_token);
-        }
-        response
+        graphql_response(async_graphql::Response::from_errors(vec![server_error]))
     }
+}
+
+/// The HTTP response for a GraphQL response: status from its error codes,
+/// with the headers that status needs.
+pub fn graphql_response(response: async_graphql::Response) -> Response {
+    let status = status_for_response(&response);
+    let errors = response.errors.clone();
+    let mut http = GraphQLResponse::from(response).into_response();
+    *http.status_mut() = status;
+    add_status_headers(&mut http, &errors);
+    http
 }

@@ -25,6 +25,7 @@ use crate::http::{graphql, guard, health, playground};
 use crate::services::auth::AuthService;
 use crate::services::passwords::{Passwords, owasp_params};
 use crate::services::purge;
+use crate::services::throttle::LoginThrottle;
 
 /// Any fixed 64-bit number, unique to Gatehouse's migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
@@ -42,6 +43,7 @@ pub struct Application {
 /// What the background purge needs.
 struct Purge {
     db: DatabaseConnection,
+    throttle: LoginThrottle,
     policy: SessionPolicy,
     retention: Duration,
     interval: Duration,
@@ -53,13 +55,21 @@ impl Application {
         settings.validate().map_err(anyhow::Error::msg)?;
         let db = connect_and_migrate(&settings.database).await?;
         let passwords = Passwords::new(owasp_params()).await?;
-        let auth = AuthService::new(db.clone(), settings.session_policy(), passwords);
+        let (account_limit, address_limit) = settings.login_limits.policies();
+        let throttle = LoginThrottle::new(db.clone(), account_limit, address_limit);
+        let auth = AuthService::new(
+            db.clone(),
+            settings.session_policy(),
+            passwords,
+            throttle.clone(),
+        );
         let router = router(auth, db.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
         let purge = Purge {
             db,
+            throttle,
             policy: settings.session_policy(),
             retention: settings.session_retention,
             interval: settings.purge_interval,
@@ -83,11 +93,12 @@ impl Application {
     ) -> std::io::Result<()> {
         let Purge {
             db,
+            throttle,
             policy,
             retention,
             interval,
         } = self.purge;
-        let purge = tokio::spawn(purge::run(db, policy, retention, interval));
+        let purge = tokio::spawn(purge::run(db, throttle, policy, retention, interval));
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
         let served = axum::serve(
             self.listener,

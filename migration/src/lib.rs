@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_create_users;
 mod m20261128_000002_create_sessions;
+mod m20261128_000003_create_login_throttles;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_create_users::Migration),
             Box::new(m20261128_000002_create_sessions::Migration),
+            Box::new(m20261128_000003_create_login_throttles::Migration),
         ]
     }
 }

@@ -4,4 +4,5 @@
 pub mod email;
 pub mod password;
 pub mod session_policy;
+pub mod throttle_policy;
 pub mod token;

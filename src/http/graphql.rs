@@ -1,7 +1,6 @@
 //! `POST /graphql`: parses a JSON GraphQL request, executes it, and sets the
 //! HTTP status from the errors' codes.
 
-use async_graphql_axum::GraphQLResponse;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,7 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{self, AppError, add_bearer_challenge};
+use crate::error::{self, AppError};
 use crate::graphql::RequestAuth;
 use crate::graphql::schema::GatehouseSchema;
 
@@ -26,14 +25,7 @@ pub async fn graphql(
     };
     let mut response = schema.execute(request.data(auth)).await;
     error::ensure_codes(&mut response);
-    let status = error::status_for_response(&response);
-    let missing_token = error::is_missing_token(&response);
-    let mut http = GraphQLResponse::from(response).into_response();
-    *http.status_mut() = status;
-    if status == StatusCode::UNAUTHORIZED {
-        add_bearer_challenge(&mut http, missing_token);
-    }
-    http
+    error::graphql_response(response)
 }
 
 /// Only JSON is accepted: a form cannot send it cross-site without a

@@ -13,6 +13,7 @@ use crate::error::{AppError, AuthFailure};
 use crate::repo::sessions::{self, ClientInfo};
 use crate::repo::users;
 use crate::services::passwords::Passwords;
+use crate::services::throttle::LoginThrottle;
 
 /// The authentication use cases, shared by the guard and the resolvers.
 #[derive(Clone)]
@@ -20,6 +21,7 @@ pub struct AuthService {
     db: DatabaseConnection,
     policy: SessionPolicy,
     passwords: Passwords,
+    throttle: LoginThrottle,
 }
 
 /// A new session and the token that is its only key, returned once.
@@ -43,11 +45,17 @@ pub struct PasswordChanged {
 
 impl AuthService {
     /// Wires the service to its database and policy.
-    pub fn new(db: DatabaseConnection, policy: SessionPolicy, passwords: Passwords) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        policy: SessionPolicy,
+        passwords: Passwords,
+        throttle: LoginThrottle,
+    ) -> Self {
         Self {
             db,
             policy,
             passwords,
+            throttle,
         }
     }
 
@@ -91,7 +99,8 @@ impl AuthService {
     }
 
     /// Checks a password and opens a new session. An unknown e-mail and a
-    /// wrong password fail alike, in message and in time.
+    /// wrong password fail alike, in message and in time, and both count
+    /// towards the brute-force limits.
     pub async fn login(
         &self,
         email: &str,
@@ -100,13 +109,17 @@ impl AuthService {
     ) -> Result<SignedIn, AppError> {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
+        let ip = client.ip_address.as_deref();
+        self.throttle.check(&email, ip).await?;
         let user = users::find_by_email(&self.db, &email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let matched = self.passwords.verify(password, stored).await?;
         let Some(user) = user.filter(|_| matched) else {
+            self.throttle.record_failure(&email, ip).await?;
             tracing::info!("login failed");
             return Err(AppError::InvalidCredentials);
         };
+        self.throttle.record_success(&email).await?;
         let token = SessionToken::generate().map_err(AppError::internal)?;
         let session =
             sessions::insert(&self.db, user.id, &token.hash(), client, Utc::now()).await?;

@@ -3,3 +3,4 @@
 pub mod auth;
 pub mod passwords;
 pub mod purge;
+pub mod throttle;

@@ -1,4 +1,5 @@
-//! The periodic purge of ended sessions, run by every node.
+//! The periodic purge of ended sessions and quiet sign-in counters, run by
+//! every node.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use crate::domain::session_policy::SessionPolicy;
 use crate::error::AppError;
 use crate::repo::sessions;
+use crate::services::throttle::LoginThrottle;
 
 /// Deletes sessions that ended more than `retention` ago; returns how many.
 pub async fn purge_once(
@@ -24,6 +26,7 @@ pub async fn purge_once(
 /// so that nodes started together do not purge in step.
 pub async fn run(
     db: DatabaseConnection,
+    throttle: LoginThrottle,
     policy: SessionPolicy,
     retention: Duration,
     interval: Duration,
@@ -41,6 +44,9 @@ pub async fn run(
             Ok(0) => tracing::debug!("purge: nothing to delete"),
             Ok(deleted) => tracing::info!(deleted, "purged ended sessions"),
             Err(err) => tracing::warn!(error = ?err, "purge failed; will retry"),
+        }
+        if let Err(err) = throttle.purge().await {
+            tracing::warn!(error = ?err, "purging sign-in counters failed; will retry");
         }
     }
 }

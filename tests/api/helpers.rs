@@ -6,8 +6,9 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clap::Parser;
 use entity::session;
-use gatehouse::config::{DatabaseSettings, Settings};
+use gatehouse::config::{Cli, Command, Settings};
 use gatehouse::startup::Application;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -210,18 +211,16 @@ pub async fn spawn_app_on(
     database: Arc<TestDatabase>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseSettings {
-            database_url: database.url.parse().unwrap(),
-            db_max_connections: 5,
-            db_acquire_timeout: Duration::from_secs(3),
-        },
-        idle_timeout: Duration::from_secs(30 * 60),
-        absolute_timeout: Duration::from_secs(12 * 3600),
-        session_retention: Duration::from_secs(7 * 24 * 3600),
-        purge_interval: Duration::from_secs(3600),
+    // The documented defaults, as `gatehouse serve` with no flags has them.
+    let Command::Serve(mut settings) = Cli::try_parse_from(["gatehouse", "serve"])
+        .expect("defaults parse")
+        .command
+    else {
+        unreachable!("parsed serve")
     };
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database.database_url = database.url.parse().unwrap();
+    settings.database.db_max_connections = 5;
     configure(&mut settings);
     let mut app = TestApp {
         addr: "127.0.0.1:0".parse().unwrap(),

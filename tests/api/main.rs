@@ -10,3 +10,4 @@ mod purge;
 mod restart;
 mod revocation;
 mod session_timeouts;
+mod throttle;
