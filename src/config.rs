@@ -59,6 +59,47 @@ pub struct Settings {
 
     #[command(flatten)]
     pub login_limits: LoginLimits,
+
+    #[command(flatten)]
+    pub hashing: PasswordHashing,
+}
+
+/// argon2id parameters and the bound on hashing work. A sign-in with a hash
+/// made under other parameters re-hashes it under these.
+#[derive(Clone, Debug, Args)]
+pub struct PasswordHashing {
+    /// argon2id memory per hash, in KiB (OWASP: 19456).
+    #[arg(long, env = "GATEHOUSE_ARGON2_MEMORY_KIB", default_value_t = 19456)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id passes (OWASP: 2).
+    #[arg(long, env = "GATEHOUSE_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+
+    /// argon2id lanes (OWASP: 1).
+    #[arg(long, env = "GATEHOUSE_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+
+    /// Hashes that may wait for a core; past this, SERVICE_UNAVAILABLE at once.
+    #[arg(long, env = "GATEHOUSE_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
+}
+
+impl PasswordHashing {
+    /// The argon2 parameters, refused by name when out of range.
+    pub fn params(&self) -> Result<argon2::Params, String> {
+        argon2::Params::new(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| {
+            format!(
+                "GATEHOUSE_ARGON2_MEMORY_KIB/ITERATIONS/PARALLELISM are not valid argon2 parameters: {e}"
+            )
+        })
+    }
 }
 
 /// Brute-force limits on failed sign-ins.
@@ -148,6 +189,7 @@ impl Settings {
                 ));
             }
         }
+        self.hashing.params()?;
         if self.purge_interval < Duration::from_secs(1) {
             return Err("GATEHOUSE_PURGE_INTERVAL (--purge-interval) must be at least 1s".into());
         }

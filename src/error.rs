@@ -99,6 +99,8 @@ pub enum AppError {
     UnsupportedMediaType,
     /// The database cannot be reached; nothing was decided.
     Unavailable(DbErr),
+    /// Too many password hashes are running or queued; retry shortly.
+    Overloaded,
     Internal(anyhow::Error),
 }
 
@@ -116,7 +118,7 @@ impl AppError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::Unavailable(_) | Self::Overloaded => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -137,7 +139,7 @@ impl AppError {
             Self::UnsupportedMediaType => {
                 "Send the request as content-type: application/json".into()
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded => {
                 "The service is temporarily unavailable; try again shortly".into()
             }
             Self::Internal(_) => "Internal error".into(),
@@ -154,6 +156,7 @@ impl AppError {
         match self {
             Self::Internal(err) => tracing::error!(error = ?err, "internal error"),
             Self::Unavailable(err) => tracing::warn!(error = %err, "database unavailable"),
+            Self::Overloaded => tracing::warn!("password hashing queue full"),
             _ => {}
         }
     }

@@ -23,7 +23,7 @@ use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
 use crate::http::{graphql, guard, health, playground};
 use crate::services::auth::AuthService;
-use crate::services::passwords::{Passwords, owasp_params};
+use crate::services::passwords::Passwords;
 use crate::services::purge;
 use crate::services::throttle::LoginThrottle;
 
@@ -54,7 +54,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
         let db = connect_and_migrate(&settings.database).await?;
-        let passwords = Passwords::new(owasp_params()).await?;
+        let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
+        let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
         let (account_limit, address_limit) = settings.login_limits.policies();
         let throttle = LoginThrottle::new(db.clone(), account_limit, address_limit);
         let auth = AuthService::new(

@@ -113,13 +113,18 @@ impl AuthService {
         self.throttle.check(&email, ip).await?;
         let user = users::find_by_email(&self.db, &email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let matched = self.passwords.verify(password, stored).await?;
-        let Some(user) = user.filter(|_| matched) else {
+        let verified = self.passwords.verify(password, stored).await?;
+        let Some(mut user) = user.filter(|_| verified.matched) else {
             self.throttle.record_failure(&email, ip).await?;
             tracing::info!("login failed");
             return Err(AppError::InvalidCredentials);
         };
         self.throttle.record_success(&email).await?;
+        if let Some(hash) = verified.rehash {
+            users::set_password_hash(&self.db, user.id, hash.clone(), Utc::now()).await?;
+            user.password_hash = hash;
+            tracing::info!(user_id = %user.id, "password rehashed with current parameters");
+        }
         let token = SessionToken::generate().map_err(AppError::internal)?;
         let session =
             sessions::insert(&self.db, user.id, &token.hash(), client, Utc::now()).await?;
@@ -218,6 +223,7 @@ impl AuthService {
             .passwords
             .verify(current_password, Some(user.password_hash))
             .await?
+            .matched
         {
             return Err(AppError::InvalidCredentials);
         }

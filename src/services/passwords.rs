@@ -11,28 +11,35 @@ use tokio::sync::Semaphore;
 use crate::domain::password::Password;
 use crate::error::AppError;
 
-/// OWASP's argon2id parameters: m=19456 KiB, t=2, p=1.
-pub fn owasp_params() -> Params {
-    // Constant, valid parameters: `Params::new` only fails out of range.
-    Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid")
+/// The outcome of a password check.
+#[derive(Debug, Default)]
+pub struct Verified {
+    pub matched: bool,
+    /// A new hash with today's parameters, when the stored one is stale.
+    pub rehash: Option<String>,
 }
 
 /// Hashes and verifies passwords on the blocking pool.
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
+    /// One per core: hashes running at once.
     slots: Arc<Semaphore>,
+    /// Slots plus the queue: hashes running or waiting. Past it, refuse.
+    admitted: Arc<Semaphore>,
     /// Verified against when the account is unknown, so both cases cost the same.
     dummy_hash: Arc<str>,
 }
 
 impl Passwords {
-    /// Prepares the hasher, computing the dummy hash once.
-    pub async fn new(params: Params) -> anyhow::Result<Self> {
+    /// Prepares the hasher, computing the dummy hash once. At most one hash
+    /// per core runs at once, and at most `queue` more wait.
+    pub async fn new(params: Params, queue: usize) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut passwords = Self {
             params,
             slots: Arc::new(Semaphore::new(cores)),
+            admitted: Arc::new(Semaphore::new(cores + queue)),
             dummy_hash: Arc::from(""),
         };
         let dummy = Password::parse_attempt("gatehouse-dummy-password".into())
@@ -57,42 +64,87 @@ impl Passwords {
         .await
     }
 
-    /// Whether `password` matches `stored`. With no stored hash (an unknown
-    /// account) it verifies against the dummy and answers `false`, taking the
-    /// same time as a wrong password.
+    /// Checks `password` against `stored`. With no stored hash (an unknown
+    /// account) it checks the dummy and fails, taking the same time as a
+    /// wrong password. A match on a hash made with other parameters also
+    /// yields a new hash to store, computed in the same slot.
     pub async fn verify(
         &self,
         password: Password,
         stored: Option<String>,
-    ) -> Result<bool, AppError> {
+    ) -> Result<Verified, AppError> {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let stale = known && self.needs_rehash(&phc);
         let argon = self.argon();
-        let matched = self
-            .run(move || {
-                let parsed = PasswordHash::new(&phc)
-                    .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
-                match argon.verify_password(password.expose(), &parsed) {
-                    Ok(()) => Ok(true),
-                    Err(HashError::PasswordInvalid) => Ok(false),
-                    Err(e) => Err(AppError::internal(anyhow::anyhow!("argon2 verify: {e}"))),
+        self.run(move || {
+            let parsed = PasswordHash::new(&phc)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("stored hash: {e}")))?;
+            match argon.verify_password(password.expose(), &parsed) {
+                Ok(()) if known => {
+                    let rehash = stale
+                        .then(|| {
+                            argon
+                                .hash_password(password.expose())
+                                .map(|h| h.to_string())
+                        })
+                        .transpose()
+                        .map_err(|e| AppError::internal(anyhow::anyhow!("argon2 rehash: {e}")))?;
+                    Ok(Verified {
+                        matched: true,
+                        rehash,
+                    })
                 }
-            })
-            .await?;
-        Ok(known && matched)
+                Ok(()) | Err(HashError::PasswordInvalid) => Ok(Verified::default()),
+                Err(e) => Err(AppError::internal(anyhow::anyhow!("argon2 verify: {e}"))),
+            }
+        })
+        .await
+    }
+
+    /// Whether a stored hash was made with other parameters than today's, so a
+    /// successful sign-in should store a new one.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || parsed.version != Some(Version::V0x13.into())
+            || params.m_cost() != self.params.m_cost()
+            || params.t_cost() != self.params.t_cost()
+            || params.p_cost() != self.params.p_cost()
     }
 
     fn argon(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
+    /// Runs `work` on the blocking pool once a slot is free. The permits move
+    /// into the blocking task, so a request that gives up cannot leave more
+    /// hashes running than there are slots.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let _slot = self.slots.acquire().await.map_err(AppError::internal)?;
-        tokio::task::spawn_blocking(work)
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AppError::Overloaded)?;
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, slot);
+            work()
+        })
+        .await
+        .map_err(AppError::internal)?
     }
 }

@@ -257,6 +257,12 @@ impl TestApp {
         self.server = Some((stop, handle));
     }
 
+    /// Restarts with changed settings, as an operator would.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Settings)) {
+        configure(&mut self.settings);
+        self.restart().await;
+    }
+
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(&mut self) {
         if let Some((stop, handle)) = self.server.take() {

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod cluster;
 mod errors;
+mod hashing;
 mod helpers;
 mod purge;
 mod restart;
