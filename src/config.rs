@@ -57,6 +57,10 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_PURGE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub purge_interval: Duration,
 
+    /// The longest a GraphQL request may run before it is answered TIMEOUT.
+    #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     #[command(flatten)]
     pub login_limits: LoginLimits,
 

@@ -101,6 +101,8 @@ pub enum AppError {
     Unavailable(DbErr),
     /// Too many password hashes are running or queued; retry shortly.
     Overloaded,
+    /// The request ran past `GATEHOUSE_REQUEST_TIMEOUT`; nothing was committed.
+    Timeout,
     Internal(anyhow::Error),
 }
 
@@ -119,6 +121,7 @@ impl AppError {
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::Unavailable(_) | Self::Overloaded => "SERVICE_UNAVAILABLE",
+            Self::Timeout => "TIMEOUT",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -142,6 +145,7 @@ impl AppError {
             Self::Unavailable(_) | Self::Overloaded => {
                 "The service is temporarily unavailable; try again shortly".into()
             }
+            Self::Timeout => "The request took too long and was cancelled; try again".into(),
             Self::Internal(_) => "Internal error".into(),
         }
     }
@@ -157,6 +161,7 @@ impl AppError {
             Self::Internal(err) => tracing::error!(error = ?err, "internal error"),
             Self::Unavailable(err) => tracing::warn!(error = %err, "database unavailable"),
             Self::Overloaded => tracing::warn!("password hashing queue full"),
+            Self::Timeout => tracing::warn!("request timed out"),
             _ => {}
         }
     }
@@ -176,7 +181,7 @@ pub fn status_for_code(code: &str) -> StatusCode {
         | "TOO_MANY_ROOT_FIELDS" => StatusCode::BAD_REQUEST,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
         "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "SERVICE_UNAVAILABLE" => StatusCode::SERVICE_UNAVAILABLE,
+        "SERVICE_UNAVAILABLE" | "TIMEOUT" => StatusCode::SERVICE_UNAVAILABLE,
         "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
         // Operation-level failures (bad input, wrong password, not found)
         // are ordinary GraphQL errors.

@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
-use crate::http::{graphql, guard, health, playground};
+use crate::http::{graphql, guard, health, playground, timeout};
 use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
 use crate::services::purge;
@@ -64,7 +64,7 @@ impl Application {
             passwords,
             throttle.clone(),
         );
-        let router = router(auth, db.clone());
+        let router = router(auth, db.clone(), settings.request_timeout);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -113,12 +113,16 @@ impl Application {
     }
 }
 
-fn router(auth: AuthService, db: DatabaseConnection) -> Router {
+fn router(auth: AuthService, db: DatabaseConnection, request_timeout: Duration) -> Router {
     let schema = schema::build(auth.clone());
     let api = Router::new()
         .route("/graphql", get(playground::graphiql).post(graphql::graphql))
         .with_state(schema)
-        .layer(axum::middleware::from_fn_with_state(auth, guard::guard));
+        .layer(axum::middleware::from_fn_with_state(auth, guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            timeout::deadline,
+        ));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

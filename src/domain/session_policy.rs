@@ -252,3 +252,48 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    proptest! {
+        /// Whatever the timestamps, a session is active exactly while `now`
+        /// is before the `expiresAt` it reports, which never passes the cap,
+        /// and the SQL cut-offs agree.
+        #[test]
+        fn verdict_matches_reported_expiry(
+            idle in 1u64..100_000,
+            extra in 0u64..100_000,
+            created in -200_000i64..200_000,
+            last in -200_000i64..200_000,
+            now in -200_000i64..400_000,
+        ) {
+            let policy = SessionPolicy::new(Duration::from_secs(idle), Duration::from_secs(idle + extra));
+            let times = SessionTimes { created_at: at(created), last_activity_at: at(last), revoked_at: None };
+            let expiry = policy.expiry(times.created_at, times.last_activity_at);
+            let verdict = policy.evaluate(at(now), &times);
+            prop_assert_eq!(matches!(verdict, Verdict::Active(_)), at(now) < expiry.expires_at());
+            prop_assert!(expiry.expires_at() <= times.created_at + TimeDelta::seconds((idle + extra) as i64));
+            let (created_after, active_after) = policy.live_cutoffs(at(now));
+            let live_in_sql = times.created_at > created_after && times.last_activity_at > active_after;
+            prop_assert_eq!(live_in_sql, matches!(verdict, Verdict::Active(_)));
+        }
+
+        /// Activity never revives a session past its absolute cap.
+        #[test]
+        fn no_activity_extends_the_cap(idle in 1u64..10_000, extra in 0u64..10_000, late in 0i64..100_000) {
+            let absolute = idle + extra;
+            let policy = SessionPolicy::new(Duration::from_secs(idle), Duration::from_secs(absolute));
+            let now = at(absolute as i64 + late);
+            let times = SessionTimes { created_at: at(0), last_activity_at: now, revoked_at: None };
+            prop_assert_eq!(policy.evaluate(now, &times), Verdict::AbsoluteExpired);
+        }
+    }
+}

@@ -116,3 +116,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Parsing any input is total, and accepts only our exact shape.
+        #[test]
+        fn parse_accepts_only_the_issued_shape(raw in ".{0,80}") {
+            if let Some(token) = SessionToken::parse(&raw) {
+                prop_assert!(raw.starts_with(PREFIX));
+                prop_assert_eq!(raw.len(), PREFIX.len() + ENCODED_LEN);
+                prop_assert_eq!(token.expose(), raw.as_str());
+            }
+        }
+
+        /// Tokens in the issued alphabet parse exactly when canonical.
+        #[test]
+        fn well_shaped_bodies_parse_when_canonical(body in "[A-Za-z0-9_-]{43}") {
+            let raw = format!("{PREFIX}{body}");
+            let canonical = URL_SAFE_NO_PAD.decode(&body).is_ok();
+            prop_assert_eq!(SessionToken::parse(&raw).is_some(), canonical);
+        }
+    }
+}

@@ -4,3 +4,4 @@ pub mod graphql;
 pub mod guard;
 pub mod health;
 pub mod playground;
+pub mod timeout;

@@ -3,7 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
@@ -89,100 +91,306 @@ fn migrate_creates_the_tables() {
     );
 }
 
-/// Runs `gatehouse serve` on port 0 and returns it with its address.
-fn serve(url: &str) -> (Child, String) {
+/// A `gatehouse serve` process on port 0, with its log collected.
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+/// Runs `gatehouse serve` on port 0 and waits until it listens.
+fn serve(url: &str, rust_log: &str) -> Server {
     let mut child = Command::new(BIN)
         .arg("serve")
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_DATABASE_URL", url)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", rust_log)
         .stderr(Stdio::piped())
         .spawn()
         .expect("gatehouse serve starts");
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
+    let log = Arc::new(Mutex::new(String::new()));
     let addr = loop {
         let line = lines.next().expect("serve printed its address").unwrap();
+        log.lock().unwrap().push_str(&line);
         if let Some(rest) = line.split("gatehouse listening addr=").nth(1) {
             break rest.trim().to_owned();
         }
     };
     // Keep draining so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Server { child, addr, log }
+}
+
+impl Server {
+    async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{}/graphql", self.addr))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    }
+
+    fn terminate(mut self) -> (bool, String) {
+        signal(&self.child, "-TERM");
+        let exited_cleanly = self.child.wait().unwrap().success();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (exited_cleanly, log)
+    }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gatehouse.db").display()
+    )
+}
+
+fn register(email: &str, password: &str) -> Value {
+    json!({
+        "query": "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+        "variables": { "input": { "email": email, "password": password } }
+    })
 }
 
 #[tokio::test]
 async fn serve_runs_the_whole_path_and_again_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gatehouse.db").display()
-    );
-    let client = reqwest::Client::new();
-    let post = |addr: String, body: Value, token: Option<String>| {
-        let client = client.clone();
-        async move {
-            let mut request = client.post(format!("http://{addr}/graphql")).json(&body);
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let response = request.send().await.unwrap();
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.unwrap(),
-            )
-        }
-    };
+    let url = sqlite_url(&dir);
 
-    let (mut first, addr) = serve(&url);
-    let health = client
-        .get(format!("http://{addr}/healthz"))
-        .send()
+    let first = serve(&url, "info");
+    let health = reqwest::get(format!("http://{}/healthz", first.addr))
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let (_, registered) = post(
-        addr.clone(),
-        json!({ "query": "mutation { register(input: {email: \"bin@example.com\", password: \"correct horse\"}) { token } }" }),
-        None,
-    )
-    .await;
+    let (_, registered) = first
+        .post(register("bin@example.com", "correct horse"), None)
+        .await;
     let token = registered["data"]["register"]["token"]
         .as_str()
         .unwrap()
         .to_owned();
     let me = json!({ "query": "{ me { user { email } } }" });
-    let (status, body) = post(addr.clone(), me.clone(), Some(token.clone())).await;
+    let (status, body) = first.post(me.clone(), Some(&token)).await;
     assert_eq!(
         (status, &body["data"]["me"]["user"]["email"]),
         (200, &json!("bin@example.com"))
     );
+    assert!(first.terminate().0, "SIGTERM exits 0");
 
-    signal_term(&first);
-    assert!(first.wait().unwrap().success(), "SIGTERM exits 0");
-
-    let (mut second, addr) = serve(&url);
-    let (status, _) = post(addr.clone(), me.clone(), Some(token.clone())).await;
+    let second = serve(&url, "info");
+    let (status, _) = second.post(me.clone(), Some(&token)).await;
     assert_eq!(status, 200, "the session survived the restart");
-    let (_, out) = post(
-        addr.clone(),
-        json!({ "query": "mutation { logout }" }),
-        Some(token.clone()),
-    )
-    .await;
+    let (_, out) = second
+        .post(json!({ "query": "mutation { logout }" }), Some(&token))
+        .await;
     assert_eq!(out["data"]["logout"], true);
-    let (status, body) = post(addr, me, Some(token)).await;
+    let (status, body) = second.post(me, Some(&token)).await;
     assert_eq!(status, 401);
     assert_eq!(body["errors"][0]["extensions"]["reason"], "REVOKED");
-    signal_term(&second);
-    assert!(second.wait().unwrap().success());
+    assert!(second.terminate().0);
 }
 
-fn signal_term(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = serve(&url, "info");
+    // Hold the write lock so a registration is still in flight at SIGTERM.
+    let db = Database::connect(&url).await.unwrap();
+    let lock = db.begin().await.unwrap();
+    lock.execute_unprepared(
+        "INSERT INTO login_throttles (key, failures, last_failure_at) VALUES ('lock', 0, '2000-01-01')",
+    )
+    .await
+    .unwrap();
+    let addr = server.addr.clone();
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .json(&register("inflight@example.com", "correct horse"))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    signal(&server.child, "-TERM");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished(), "the request was cut off");
+    lock.rollback().await.unwrap();
+
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["data"]["register"]["token"].is_string(), "{body}");
+    assert!(server.terminate().0, "exit 0 after draining");
+}
+
+#[tokio::test]
+async fn sigkill_mid_registration_leaves_no_half_made_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let mut server = serve(&url, "info");
+    let addr = server.addr.clone();
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = (0..40)
+        .map(|i| {
+            let request = client
+                .post(format!("http://{addr}/graphql"))
+                .json(&register(&format!("crash{i}@example.com"), "correct horse"));
+            tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let answered = futures_util::future::join_all(requests)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(status)) if status.is_success()))
+        .count();
+
+    let db = Database::connect(&url).await.unwrap();
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index::<i64>(0)
+                .unwrap()
+        }
+    };
+    let users = count("SELECT COUNT(*) FROM users").await;
+    let orphans =
+        count("SELECT COUNT(*) FROM users WHERE id NOT IN (SELECT user_id FROM sessions)").await;
+    assert_eq!(orphans, 0, "a user without the session made with it");
+    assert!(
+        users >= answered as i64,
+        "an answered registration was lost"
+    );
+    let integrity = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA integrity_check",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<String>(0)
         .unwrap();
-    assert!(status.success());
+    assert_eq!(integrity, "ok");
+    db.close().await.unwrap();
+
+    // The service starts again on what the crash left.
+    let again = serve(&url, "info");
+    let (status, _) = again
+        .post(register("after@example.com", "correct horse"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(again.terminate().0);
+}
+
+#[tokio::test]
+async fn trace_logs_hold_no_token_password_or_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = serve(&url, "trace");
+    let (first, wrong, second) = ("first passphrase", "wrong passphrase", "second passphrase");
+
+    let (_, body) = server.post(register("logs@example.com", first), None).await;
+    let token = body["data"]["register"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = |password: &str| {
+        json!({
+            "query": "mutation($input: LoginInput!) { login(input: $input) { token } }",
+            "variables": { "input": { "email": "logs@example.com", "password": password } }
+        })
+    };
+    server.post(login(wrong), None).await;
+    let (_, body) = server.post(login(first), None).await;
+    let other = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+    server
+        .post(
+            json!({ "query": "{ me { user { email } sessions { id } } }" }),
+            Some(&token),
+        )
+        .await;
+    server
+        .post(
+            json!({ "query": "mutation { refreshSession { expiresAt } }" }),
+            Some(&token),
+        )
+        .await;
+    let change = json!({
+        "query": "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { revokedSessions } }",
+        "variables": { "input": { "currentPassword": first, "newPassword": second } }
+    });
+    let (status, _) = server.post(change, Some(&token)).await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .post(json!({ "query": "{ me { user { id } } }" }), Some(&other))
+        .await;
+    assert_eq!(status, 401);
+    server
+        .post(json!({ "query": "mutation { logout }" }), Some(&token))
+        .await;
+    let (exited, log) = server.terminate();
+    assert!(exited);
+    assert!(
+        log.contains("password changed"),
+        "the log was not captured: {log}"
+    );
+
+    let db = Database::connect(&url).await.unwrap();
+    let mut secrets = vec![first.to_owned(), wrong.to_owned(), second.to_owned()];
+    for token in [&token, &other] {
+        secrets.push(token.clone());
+        secrets.push(token["gth_".len()..].to_owned());
+    }
+    for sql in [
+        "SELECT password_hash FROM users",
+        "SELECT token_hash FROM sessions",
+    ] {
+        for row in db
+            .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await
+            .unwrap()
+        {
+            let value: String = row.try_get_by_index(0).unwrap();
+            // The salt and digest parts of a PHC string are what matter.
+            secrets.extend(value.rsplit('$').take(2).map(str::to_owned));
+        }
+    }
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+    }
 }

@@ -13,7 +13,8 @@ use gatehouse::startup::Application;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, EntityTrait, TransactionTrait,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -394,6 +395,20 @@ impl TestApp {
             row.last_activity_at = Set(t);
         }
         row.update(&self.db).await.unwrap();
+    }
+
+    /// Blocks every write to `users` until the returned transaction ends: the
+    /// database's write lock on SQLite, a table lock on PostgreSQL.
+    pub async fn block_user_writes(&self) -> DatabaseTransaction {
+        let txn = self.db.begin().await.unwrap();
+        let sql = match txn.get_database_backend() {
+            DbBackend::Postgres => "LOCK TABLE users IN ACCESS EXCLUSIVE MODE",
+            _ => {
+                "INSERT INTO login_throttles (key, failures, last_failure_at) VALUES ('lock', 0, '2000-01-01')"
+            }
+        };
+        txn.execute_unprepared(sql).await.unwrap();
+        txn
     }
 
     /// Marks a session revoked at `at`, as if it had been long ago.

@@ -4,7 +4,9 @@
 mod auth;
 mod binary;
 mod cluster;
+mod enumeration;
 mod errors;
+mod faults;
 mod hashing;
 mod helpers;
 mod purge;

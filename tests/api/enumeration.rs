@@ -1,0 +1,48 @@
+//! A sign-in for an unknown e-mail must be indistinguishable from a wrong
+//! password: same code, same message, same time.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{TestDatabase, spawn_app_on};
+
+const TRIES: usize = 31;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_take_the_same_time() {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_on(database, |s| {
+        s.login_limits.login_max_failures = 10_000;
+        s.login_limits.login_max_failures_per_ip = 10_000;
+    })
+    .await;
+    let (email, _, _) = app.signed_in_user().await;
+
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    // Interleaved, so drift and noise from the machine fall on both alike.
+    for i in 0..TRIES {
+        let started = Instant::now();
+        let reply = app
+            .login(&format!("nobody-{i}@example.com"), "a wrong password")
+            .await;
+        unknown.push(started.elapsed());
+        assert_eq!(reply.code(), "INVALID_CREDENTIALS");
+
+        let started = Instant::now();
+        let reply = app.login(&email, "a wrong password").await;
+        wrong.push(started.elapsed());
+        assert_eq!(reply.code(), "INVALID_CREDENTIALS");
+    }
+    let (unknown, wrong) = (median(unknown), median(wrong));
+    let (low, high) = (unknown.min(wrong), unknown.max(wrong));
+    let difference = (high - low).as_secs_f64() / high.as_secs_f64();
+    assert!(
+        difference <= 0.20,
+        "medians differ by {:.0}%: unknown e-mail {unknown:?}, wrong password {wrong:?}",
+        difference * 100.0
+    );
+}
