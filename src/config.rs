@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::domain::session_policy::SessionPolicy;
 use crate::domain::throttle_policy::ThrottlePolicy;
@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run pending migrations, then serve the GraphQL API.
-    Serve(Settings),
+    Serve(Box<Settings>),
     /// Run pending migrations and exit.
     Migrate(DatabaseSettings),
     /// Print the GraphQL schema (SDL), exactly as `schema.graphql` holds it.
@@ -60,6 +60,9 @@ pub struct Settings {
     /// The longest a GraphQL request may run before it is answered TIMEOUT.
     #[arg(long, env = "GATEHOUSE_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub request_timeout: Duration,
+
+    #[command(flatten)]
+    pub web: WebSettings,
 
     #[command(flatten)]
     pub login_limits: LoginLimits,
@@ -104,6 +107,46 @@ impl PasswordHashing {
             )
         })
     }
+}
+
+/// What browsers and SPAs see.
+#[derive(Clone, Debug, Args)]
+pub struct WebSettings {
+    /// Serve GraphiQL at `GET /graphql`.
+    #[arg(long, env = "GATEHOUSE_PLAYGROUND", default_value_t = true, action = ArgAction::Set)]
+    pub playground: bool,
+
+    /// Answer introspection queries (GraphiQL and codegen need them).
+    #[arg(long, env = "GATEHOUSE_INTROSPECTION", default_value_t = true, action = ArgAction::Set)]
+    pub introspection: bool,
+
+    /// Exact origins allowed to call the API from a browser, comma-separated
+    /// (e.g. `https://app.example.com,http://localhost:5173`).
+    #[arg(long, env = "GATEHOUSE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// Also carry the session in an HttpOnly cookie set by login and register.
+    #[arg(long, env = "GATEHOUSE_SESSION_COOKIE", default_value_t = false, action = ArgAction::Set)]
+    pub session_cookie: bool,
+
+    /// Mark the cookie `Secure`; turn off only for http://localhost development.
+    #[arg(long, env = "GATEHOUSE_COOKIE_SECURE", default_value_t = true, action = ArgAction::Set)]
+    pub cookie_secure: bool,
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing more.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("an origin starts with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ', '@']) {
+        return Err(format!(
+            "{value:?} is not an exact origin like https://app.example.com"
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Brute-force limits on failed sign-ins.
@@ -283,7 +326,7 @@ mod tests {
             absolute,
         ])
         .map(|cli| match cli.command {
-            Command::Serve(s) => s,
+            Command::Serve(s) => *s,
             other => panic!("parsed as {other:?}"),
         })
         .expect("parses")
@@ -315,6 +358,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--idle-timeout"), "{err}");
+    }
+
+    #[test]
+    fn origins_must_be_exact() {
+        assert_eq!(
+            parse_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert!(parse_origin("http://localhost:5173").is_ok());
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://*.example.com",
+        ] {
+            assert!(parse_origin(bad).is_err(), "accepted {bad}");
+        }
     }
 
     #[test]

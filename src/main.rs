@@ -8,7 +8,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match cli.command {
         Command::Serve(settings) => {
-            let app = startup::Application::build(settings).await?;
+            let app = startup::Application::build(*settings).await?;
             app.run_until_stopped(startup::shutdown_signal()).await?;
         }
         Command::Migrate(database) => {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{get, post};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -16,11 +17,14 @@ use sea_orm::{
 };
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
+use crate::http::cookie::SessionCookie;
+use crate::http::guard::Guard;
 use crate::http::{graphql, guard, health, playground, timeout};
 use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
@@ -64,7 +68,7 @@ impl Application {
             passwords,
             throttle.clone(),
         );
-        let router = router(auth, db.clone(), settings.request_timeout);
+        let router = router(auth, db.clone(), &settings);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -113,25 +117,55 @@ impl Application {
     }
 }
 
-fn router(auth: AuthService, db: DatabaseConnection, request_timeout: Duration) -> Router {
-    let schema = schema::build(auth.clone());
-    let api = Router::new()
-        .route("/graphql", get(playground::graphiql).post(graphql::graphql))
+fn router(auth: AuthService, db: DatabaseConnection, settings: &Settings) -> Router {
+    let web = &settings.web;
+    let cookie = web
+        .session_cookie
+        .then(|| SessionCookie::new(web.cookie_secure));
+    let schema = schema::build(auth.clone(), cookie, web.introspection);
+    // Only POST executes operations, so no mutation can ride on a GET.
+    let execute = post(graphql::graphql)
         .with_state(schema)
-        .layer(axum::middleware::from_fn_with_state(auth, guard::guard))
         .layer(axum::middleware::from_fn_with_state(
-            request_timeout,
+            Guard { auth, cookie },
+            guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.request_timeout,
             timeout::deadline,
         ));
-    Router::new()
+    let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .with_state(db)
-        .merge(api)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(db);
+    app = if web.playground {
+        app.route("/graphql", execute.merge(get(playground::graphiql)))
+            .merge(playground::routes())
+    } else {
+        app.route("/graphql", execute)
+    };
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors(&web.cors_origins, cookie.is_some()))
         .layer(TraceLayer::new_for_http())
         // A bug must cost one request a 500, never the connection or the node.
         .layer(CatchPanicLayer::new())
+}
+
+/// CORS for the configured origins only; any other origin gets no CORS
+/// headers, so browsers refuse it. Preflights are answered here, before the
+/// guard.
+fn cors(origins: &[String], credentials: bool) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .allow_credentials(credentials)
+        .max_age(Duration::from_secs(600))
 }
 
 /// Connects to the configured database and applies pending migrations.

@@ -2,6 +2,8 @@
 //! a payload.
 
 use async_graphql::{Context, Object, Result};
+use axum::http::header;
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -10,6 +12,8 @@ use crate::graphql::types::{
     RegisterInput, RevokeSessionInput, RevokeSessionPayload, Session,
 };
 use crate::graphql::{auth_service, current, request_auth};
+use crate::http::cookie::SessionCookie;
+use crate::services::auth::{AuthService, SignedIn};
 
 /// The root of every write.
 pub struct Mutation;
@@ -21,7 +25,7 @@ impl Mutation {
         let auth = auth_service(ctx)?;
         let client = &request_auth(ctx)?.client;
         let signed_in = auth.register(&input.email, input.password, client).await?;
-        Ok(AuthPayload::new(signed_in, auth.policy()))
+        Ok(signed_in_payload(ctx, signed_in, auth))
     }
 
     /// Signs in with e-mail and password, opening a new session with a new token.
@@ -29,7 +33,7 @@ impl Mutation {
         let auth = auth_service(ctx)?;
         let client = &request_auth(ctx)?.client;
         let signed_in = auth.login(&input.email, input.password, client).await?;
-        Ok(AuthPayload::new(signed_in, auth.policy()))
+        Ok(signed_in_payload(ctx, signed_in, auth))
     }
 
     /// Records activity now, sliding the idle window; the absolute cap stays.
@@ -61,12 +65,16 @@ impl Mutation {
         })
     }
 
-    /// Signs out the current session. Needs a session token.
+    /// Signs out the current session (and clears the session cookie, if
+    /// cookies are on). Needs a session token.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let current = current(ctx)?;
         auth_service(ctx)?
             .revoke(current, current.session.id)
             .await?;
+        if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
+            ctx.append_http_header(header::SET_COOKIE, cookie.clear());
+        }
         Ok(true)
     }
 
@@ -94,4 +102,17 @@ impl Mutation {
             revoked_sessions: i32::try_from(changed.revoked_sessions).unwrap_or(i32::MAX),
         })
     }
+}
+
+/// The payload of a new session; with cookies on, also sets the cookie for
+/// as long as the session can live.
+fn signed_in_payload(ctx: &Context<'_>, signed_in: SignedIn, auth: &AuthService) -> AuthPayload {
+    let payload = AuthPayload::new(signed_in, auth.policy());
+    if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
+        let max_age = (payload.session.absolute_expires_at - Utc::now()).num_seconds();
+        if let Some(value) = cookie.set(&payload.token, max_age) {
+            ctx.append_http_header(header::SET_COOKIE, value);
+        }
+    }
+    payload
 }

@@ -5,14 +5,26 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
+use crate::http::cookie::SessionCookie;
 use crate::services::auth::AuthService;
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema with its services attached, ready to execute.
-pub fn build(auth: AuthService) -> GatehouseSchema {
-    builder().data(auth).finish()
+pub fn build(
+    auth: AuthService,
+    cookie: Option<SessionCookie>,
+    introspection: bool,
+) -> GatehouseSchema {
+    let mut builder = builder().data(auth);
+    if let Some(cookie) = cookie {
+        builder = builder.data(cookie);
+    }
+    if !introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
 }
 
 /// The SDL that `gatehouse schema` prints and `schema.graphql` holds.

@@ -34,12 +34,7 @@ fn parse(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<async_graphql::Request, AppError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_json(headers) {
         return Err(AppError::UnsupportedMediaType);
     }
     let body = body.map_err(|rejection| match rejection.status() {
@@ -54,4 +49,13 @@ fn parse(
         Some(_) => serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("The body is not a GraphQL request: {e}"))),
     }
+}
+
+/// Whether the request declares a JSON body.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }

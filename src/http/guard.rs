@@ -5,50 +5,97 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::graphql::RequestAuth;
+use crate::http::cookie::SessionCookie;
+use crate::http::graphql::is_json;
 use crate::repo::sessions::ClientInfo;
 use crate::services::auth::AuthService;
 
 /// The longest `User-Agent` kept on a session.
 const MAX_USER_AGENT: usize = 512;
 
+/// What the guard needs.
+#[derive(Clone)]
+pub struct Guard {
+    pub auth: AuthService,
+    /// Set when sessions may also arrive in a cookie.
+    pub cookie: Option<SessionCookie>,
+}
+
+/// Where the request's token came from.
+enum Credential<'a> {
+    None,
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
 /// Authenticates the request, then hands a [`RequestAuth`] to the schema.
-pub async fn guard(State(auth): State<AuthService>, mut request: Request, next: Next) -> Response {
-    let current = match bearer_token(request.headers()) {
-        Ok(None) => None,
-        Ok(Some(token)) => match auth.authenticate(&token).await {
-            Ok(current) => Some(current),
-            Err(err) => return err.into_response(),
-        },
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let (current, from_cookie) = match credential(request.headers(), guard.cookie) {
         Err(failure) => return AppError::Unauthenticated(failure).into_response(),
+        Ok(Credential::None) => (None, false),
+        Ok(Credential::Cookie(_)) if !csrf_safe(&request) => {
+            // A cookie rides along on cross-site requests; only JSON POSTs,
+            // which a form cannot send, may use it.
+            return AppError::UnsupportedMediaType.into_response();
+        }
+        Ok(Credential::Bearer(raw) | Credential::Cookie(raw)) => {
+            let from_cookie = request.headers().get(header::AUTHORIZATION).is_none();
+            let token = SessionToken::parse(raw).ok_or(AuthFailure::InvalidToken);
+            let checked = match token {
+                Ok(token) => guard.auth.authenticate(&token).await,
+                Err(failure) => Err(AppError::Unauthenticated(failure)),
+            };
+            match checked {
+                Ok(current) => (Some(current), from_cookie),
+                Err(err) => {
+                    let mut response = err.into_response();
+                    if let (true, Some(cookie)) = (from_cookie, guard.cookie) {
+                        response
+                            .headers_mut()
+                            .append(header::SET_COOKIE, cookie.clear());
+                    }
+                    return response;
+                }
+            }
+        }
     };
     let client = client_info(&request);
-    request
-        .extensions_mut()
-        .insert(RequestAuth { current, client });
+    request.extensions_mut().insert(RequestAuth {
+        current,
+        client,
+        from_cookie,
+    });
     next.run(request).await
 }
 
-/// The token from `Authorization: Bearer …`; any other `Authorization` is
-/// an invalid token rather than silently anonymous.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<SessionToken>, AuthFailure> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| AuthFailure::InvalidToken)?;
-    let (scheme, token) = value.split_once(' ').ok_or(AuthFailure::InvalidToken)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthFailure::InvalidToken);
+/// The token from `Authorization: Bearer …`, else from the session cookie.
+/// Any other `Authorization` is an invalid token, not silently anonymous.
+fn credential(
+    headers: &HeaderMap,
+    cookie: Option<SessionCookie>,
+) -> Result<Credential<'_>, AuthFailure> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| AuthFailure::InvalidToken)?;
+        let (scheme, token) = value.split_once(' ').ok_or(AuthFailure::InvalidToken)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthFailure::InvalidToken);
+        }
+        return Ok(Credential::Bearer(token.trim()));
     }
-    SessionToken::parse(token.trim())
-        .map(Some)
-        .ok_or(AuthFailure::InvalidToken)
+    Ok(cookie
+        .and_then(|c| c.read(headers))
+        .map_or(Credential::None, Credential::Cookie))
+}
+
+fn csrf_safe(request: &Request) -> bool {
+    request.method() == Method::POST && is_json(request.headers())
 }
 
 fn client_info(request: &Request) -> ClientInfo {

@@ -1,5 +1,6 @@
 //! The HTTP edge: the session guard, the GraphQL endpoint, health and GraphiQL.
 
+pub mod cookie;
 pub mod graphql;
 pub mod guard;
 pub mod health;

@@ -213,12 +213,13 @@ pub async fn spawn_app_on(
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     // The documented defaults, as `gatehouse serve` with no flags has them.
-    let Command::Serve(mut settings) = Cli::try_parse_from(["gatehouse", "serve"])
+    let Command::Serve(settings) = Cli::try_parse_from(["gatehouse", "serve"])
         .expect("defaults parse")
         .command
     else {
         unreachable!("parsed serve")
     };
+    let mut settings = *settings;
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.database.database_url = database.url.parse().unwrap();
     settings.database.db_max_connections = 5;

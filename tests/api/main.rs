@@ -14,3 +14,4 @@ mod restart;
 mod revocation;
 mod session_timeouts;
 mod throttle;
+mod web;
