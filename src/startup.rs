@@ -181,6 +181,9 @@ pub async fn connect_and_migrate(
         .sqlx_logging(false)
         // WAL lets readers run beside the one writer; NORMAL is durable
         // across process crashes in WAL mode and much faster than FULL.
+        // A SQLite "connection" is a file handle: nothing to test, and the
+        // test would cost a round trip to its worker thread per query.
+        .test_before_acquire(!url.expose().starts_with("sqlite:"))
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)

@@ -18,10 +18,15 @@ use crate::services::auth::{AuthService, SignedIn};
 /// The root of every write.
 pub struct Mutation;
 
+/// Every write: signing up and in, keeping a session alive, signing out.
 #[Object]
 impl Mutation {
     /// Creates an account and signs it in at once.
-    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+    async fn register(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new account's e-mail and password.")] input: RegisterInput,
+    ) -> Result<AuthPayload> {
         let auth = auth_service(ctx)?;
         let client = &request_auth(ctx)?.client;
         let signed_in = auth.register(&input.email, input.password, client).await?;
@@ -29,7 +34,11 @@ impl Mutation {
     }
 
     /// Signs in with e-mail and password, opening a new session with a new token.
-    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's e-mail and password.")] input: LoginInput,
+    ) -> Result<AuthPayload> {
         let auth = auth_service(ctx)?;
         let client = &request_auth(ctx)?.client;
         let signed_in = auth.login(&input.email, input.password, client).await?;
@@ -53,7 +62,7 @@ impl Mutation {
     async fn revoke_session(
         &self,
         ctx: &Context<'_>,
-        input: RevokeSessionInput,
+        #[graphql(desc = "Which of your sessions to sign out.")] input: RevokeSessionInput,
     ) -> Result<RevokeSessionPayload> {
         let auth = auth_service(ctx)?;
         let current = current(ctx)?;
@@ -90,7 +99,7 @@ impl Mutation {
     async fn change_password(
         &self,
         ctx: &Context<'_>,
-        input: ChangePasswordInput,
+        #[graphql(desc = "The current password and the new one.")] input: ChangePasswordInput,
     ) -> Result<ChangePasswordPayload> {
         let auth = auth_service(ctx)?;
         let current = current(ctx)?;

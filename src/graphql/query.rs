@@ -8,6 +8,7 @@ use crate::graphql::types::Viewer;
 /// The root of every read.
 pub struct Query;
 
+/// Every read.
 #[Object]
 impl Query {
     /// The signed-in user, their current session and all their live sessions.

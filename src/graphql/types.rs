@@ -92,6 +92,7 @@ impl Viewer {
     }
 }
 
+/// The signed-in user as seen by themselves: account, this session, all sessions.
 #[Object]
 impl Viewer {
     /// The signed-in account.

@@ -73,6 +73,7 @@ impl AuthService {
     ) -> Result<SignedIn, AppError> {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_new(password).map_err(AppError::BadUserInput)?;
+        self.refuse_if_saturated()?;
         // Checked before hashing so a taken address costs no argon2 slot; the
         // unique index still decides a race.
         if users::find_by_email(&self.db, &email).await?.is_some() {
@@ -109,6 +110,7 @@ impl AuthService {
     ) -> Result<SignedIn, AppError> {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
+        self.refuse_if_saturated()?;
         let ip = client.ip_address.as_deref();
         self.throttle.check(&email, ip).await?;
         let user = users::find_by_email(&self.db, &email).await?;
@@ -236,6 +238,15 @@ impl AuthService {
         txn.commit().await?;
         tracing::info!(user_id = %user.id, revoked_sessions, "password changed");
         Ok(PasswordChanged { revoked_sessions })
+    }
+
+    /// Under a sign-in storm, refuses before any database work, so refused
+    /// requests cost almost nothing.
+    fn refuse_if_saturated(&self) -> Result<(), AppError> {
+        if self.passwords.is_saturated() {
+            return Err(AppError::Overloaded);
+        }
+        Ok(())
     }
 
     /// Writes `last_activity_at = now` unless the session was revoked

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{Error as HashError, PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
 
 use crate::domain::password::Password;
 use crate::error::AppError;
+use crate::services::hash_pool::HashPool;
 
 /// The outcome of a password check.
 #[derive(Debug, Default)]
@@ -23,10 +23,8 @@ pub struct Verified {
 #[derive(Clone)]
 pub struct Passwords {
     params: Params,
-    /// One per core: hashes running at once.
-    slots: Arc<Semaphore>,
-    /// Slots plus the queue: hashes running or waiting. Past it, refuse.
-    admitted: Arc<Semaphore>,
+    /// One thread per core, with a bounded queue.
+    pool: Arc<HashPool>,
     /// Verified against when the account is unknown, so both cases cost the same.
     dummy_hash: Arc<str>,
 }
@@ -38,8 +36,7 @@ impl Passwords {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut passwords = Self {
             params,
-            slots: Arc::new(Semaphore::new(cores)),
-            admitted: Arc::new(Semaphore::new(cores + queue)),
+            pool: Arc::new(HashPool::new(cores, queue)?),
             dummy_hash: Arc::from(""),
         };
         let dummy = Password::parse_attempt("gatehouse-dummy-password".into())
@@ -122,29 +119,15 @@ impl Passwords {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. The permits move
-    /// into the blocking task, so a request that gives up cannot leave more
-    /// hashes running than there are slots.
+    /// Whether hashing is saturated, so a sign-in would be refused anyway.
+    pub fn is_saturated(&self) -> bool {
+        self.pool.is_full()
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
     ) -> Result<T, AppError> {
-        let admitted = self
-            .admitted
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| AppError::Overloaded)?;
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(AppError::internal)?;
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, slot);
-            work()
-        })
-        .await
-        .map_err(AppError::internal)?
+        self.pool.run(work).await
     }
 }

@@ -92,14 +92,14 @@ fn migrate_creates_the_tables() {
 }
 
 /// A `gatehouse serve` process on port 0, with its log collected.
-struct Server {
+pub struct Server {
     child: Child,
-    addr: String,
+    pub addr: String,
     log: Arc<Mutex<String>>,
 }
 
 /// Runs `gatehouse serve` on port 0 and waits until it listens.
-fn serve(url: &str, rust_log: &str) -> Server {
+pub fn serve(url: &str, rust_log: &str) -> Server {
     let mut child = Command::new(BIN)
         .arg("serve")
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
@@ -131,7 +131,7 @@ fn serve(url: &str, rust_log: &str) -> Server {
 }
 
 impl Server {
-    async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
+    pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
         let mut request = reqwest::Client::new()
             .post(format!("http://{}/graphql", self.addr))
             .json(&body);
@@ -145,7 +145,7 @@ impl Server {
         )
     }
 
-    fn terminate(mut self) -> (bool, String) {
+    pub fn terminate(mut self) -> (bool, String) {
         signal(&self.child, "-TERM");
         let exited_cleanly = self.child.wait().unwrap().success();
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -162,7 +162,7 @@ fn signal(child: &Child, signal: &str) {
     assert!(status.success());
 }
 
-fn sqlite_url(dir: &tempfile::TempDir) -> String {
+pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!(
         "sqlite://{}?mode=rwc",
         dir.path().join("gatehouse.db").display()

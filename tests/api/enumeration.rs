@@ -22,27 +22,44 @@ async fn unknown_email_and_wrong_password_take_the_same_time() {
     .await;
     let (email, _, _) = app.signed_in_user().await;
 
+    // Other tests share the machine's two cores, so one round can be skewed
+    // by a neighbour's burst; a real leak (a skipped hash is 10x faster)
+    // fails every round, so the test fails only if all rounds do.
+    let mut rounds = Vec::new();
+    for round in 0..3 {
+        let (unknown, wrong) = measure(&app, &email, round).await;
+        let (low, high) = (unknown.min(wrong), unknown.max(wrong));
+        let difference = (high - low).as_secs_f64() / high.as_secs_f64();
+        if difference <= 0.20 {
+            return;
+        }
+        rounds.push(format!(
+            "{:.0}% (unknown e-mail {unknown:?}, wrong password {wrong:?})",
+            difference * 100.0
+        ));
+    }
+    panic!("medians differ by more than 20% in every round: {rounds:?}");
+}
+
+/// Median times of `TRIES` sign-ins of each kind, interleaved so drift and
+/// noise fall on both alike.
+async fn measure(app: &crate::helpers::TestApp, email: &str, round: usize) -> (Duration, Duration) {
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-    // Interleaved, so drift and noise from the machine fall on both alike.
     for i in 0..TRIES {
         let started = Instant::now();
         let reply = app
-            .login(&format!("nobody-{i}@example.com"), "a wrong password")
+            .login(
+                &format!("nobody-{round}-{i}@example.com"),
+                "a wrong password",
+            )
             .await;
         unknown.push(started.elapsed());
         assert_eq!(reply.code(), "INVALID_CREDENTIALS");
 
         let started = Instant::now();
-        let reply = app.login(&email, "a wrong password").await;
+        let reply = app.login(email, "a wrong password").await;
         wrong.push(started.elapsed());
         assert_eq!(reply.code(), "INVALID_CREDENTIALS");
     }
-    let (unknown, wrong) = (median(unknown), median(wrong));
-    let (low, high) = (unknown.min(wrong), unknown.max(wrong));
-    let difference = (high - low).as_secs_f64() / high.as_secs_f64();
-    assert!(
-        difference <= 0.20,
-        "medians differ by {:.0}%: unknown e-mail {unknown:?}, wrong password {wrong:?}",
-        difference * 100.0
-    );
+    (median(unknown), median(wrong))
 }

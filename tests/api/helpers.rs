@@ -10,6 +10,7 @@ use clap::Parser;
 use entity::session;
 use gatehouse::config::{Cli, Command, Settings};
 use gatehouse::startup::Application;
+use graphql_client::{GraphQLQuery, QueryBody};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use sea_orm::{
@@ -21,6 +22,12 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+use crate::operations::{
+    ChangePassword, Login, Logout, Me, RefreshSession, Register, RevokeOtherSessions,
+    RevokeSession, change_password, login, logout, me, refresh_session, register,
+    revoke_other_sessions, revoke_session,
+};
 
 /// A password that satisfies the policy.
 pub const PASSWORD: &str = "correct horse battery";
@@ -296,68 +303,76 @@ impl TestApp {
         }
     }
 
+    /// Sends a typed operation from `operations/`.
+    pub async fn send<V: serde::Serialize>(
+        &self,
+        body: QueryBody<V>,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = self.client.post(self.url("/graphql")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.json().await.expect("JSON body"),
+        }
+    }
+
     pub async fn register(&self, email: &str, password: &str) -> Reply {
-        self.graphql(
-            "mutation($input: RegisterInput!) { register(input: $input) { token user { id email createdAt } session { id current expiresAt } } }",
-            json!({ "input": { "email": email, "password": password } }),
-            None,
-        )
-        .await
+        let input = register::RegisterInput {
+            email: email.into(),
+            password: password.into(),
+        };
+        self.send(Register::build_query(register::Variables { input }), None)
+            .await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.graphql(
-            "mutation($input: LoginInput!) { login(input: $input) { token user { id email } session { id createdAt lastActivityAt idleExpiresAt absoluteExpiresAt expiresAt current userAgent } } }",
-            json!({ "input": { "email": email, "password": password } }),
-            None,
-        )
-        .await
+        let input = login::LoginInput {
+            email: email.into(),
+            password: password.into(),
+        };
+        self.send(Login::build_query(login::Variables { input }), None)
+            .await
     }
 
     pub async fn me(&self, token: &str) -> Reply {
-        self.graphql(
-            "{ me { user { id email } session { id lastActivityAt idleExpiresAt absoluteExpiresAt expiresAt current userAgent ipAddress } sessions { id current } } }",
-            json!({}),
-            Some(token),
-        )
-        .await
+        self.send(Me::build_query(me::Variables), Some(token)).await
     }
 
     pub async fn refresh_session(&self, token: &str) -> Reply {
-        self.graphql(
-            "mutation { refreshSession { expiresAt session { id lastActivityAt expiresAt } } }",
-            json!({}),
-            Some(token),
-        )
-        .await
+        let body = RefreshSession::build_query(refresh_session::Variables);
+        self.send(body, Some(token)).await
     }
 
     pub async fn revoke_session(&self, token: &str, session_id: &str) -> Reply {
-        self.graphql(
-            "mutation($input: RevokeSessionInput!) { revokeSession(input: $input) { session { id revokedAt current } } }",
-            json!({ "input": { "sessionId": session_id } }),
-            Some(token),
-        )
-        .await
+        let input = revoke_session::RevokeSessionInput {
+            session_id: session_id.into(),
+        };
+        let body = RevokeSession::build_query(revoke_session::Variables { input });
+        self.send(body, Some(token)).await
     }
 
     pub async fn logout(&self, token: &str) -> Reply {
-        self.graphql("mutation { logout }", json!({}), Some(token))
+        self.send(Logout::build_query(logout::Variables), Some(token))
             .await
     }
 
     pub async fn revoke_other_sessions(&self, token: &str) -> Reply {
-        self.graphql("mutation { revokeOtherSessions }", json!({}), Some(token))
-            .await
+        let body = RevokeOtherSessions::build_query(revoke_other_sessions::Variables);
+        self.send(body, Some(token)).await
     }
 
     pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Reply {
-        self.graphql(
-            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { revokedSessions session { id current } } }",
-            json!({ "input": { "currentPassword": current, "newPassword": new } }),
-            Some(token),
-        )
-        .await
+        let input = change_password::ChangePasswordInput {
+            current_password: current.into(),
+            new_password: new.into(),
+        };
+        let body = ChangePassword::build_query(change_password::Variables { input });
+        self.send(body, Some(token)).await
     }
 
     /// Registers a fresh user and returns `(email, token, session id)`.
@@ -388,13 +403,26 @@ impl TestApp {
         created_at: Option<DateTime<Utc>>,
         last_activity_at: Option<DateTime<Utc>>,
     ) {
+        self.update_session(id, |row| {
+            if let Some(t) = created_at {
+                row.created_at = Set(t);
+            }
+            if let Some(t) = last_activity_at {
+                row.last_activity_at = Set(t);
+            }
+        })
+        .await;
+    }
+
+    /// Marks a session revoked at `at`, as if it had been long ago.
+    pub async fn backdate_revocation(&self, id: &str, at: DateTime<Utc>) {
+        self.update_session(id, |row| row.revoked_at = Set(Some(at)))
+            .await;
+    }
+
+    async fn update_session(&self, id: &str, change: impl FnOnce(&mut session::ActiveModel)) {
         let mut row: session::ActiveModel = self.session_row(id).await.into();
-        if let Some(t) = created_at {
-            row.created_at = Set(t);
-        }
-        if let Some(t) = last_activity_at {
-            row.last_activity_at = Set(t);
-        }
+        change(&mut row);
         row.update(&self.db).await.unwrap();
     }
 
@@ -410,13 +438,6 @@ impl TestApp {
         };
         txn.execute_unprepared(sql).await.unwrap();
         txn
-    }
-
-    /// Marks a session revoked at `at`, as if it had been long ago.
-    pub async fn backdate_revocation(&self, id: &str, at: DateTime<Utc>) {
-        let mut row: session::ActiveModel = self.session_row(id).await.into();
-        row.revoked_at = Set(Some(at));
-        row.update(&self.db).await.unwrap();
     }
 }
 

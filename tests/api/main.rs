@@ -3,15 +3,18 @@
 
 mod auth;
 mod binary;
+mod browser;
 mod cluster;
 mod enumeration;
 mod errors;
 mod faults;
 mod hashing;
 mod helpers;
+mod operations;
 mod purge;
 mod restart;
 mod revocation;
+mod schema;
 mod session_timeouts;
 mod throttle;
 mod web;

@@ -179,6 +179,19 @@ async fn cors_answers_allowed_origins_only() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 
+/// Registers over plain HTTP, keeping the response's headers.
+async fn register_raw(app: &TestApp, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/graphql"))
+        .json(&json!({
+            "query": "mutation($e: String!, $p: String!) { register(input: {email: $e, password: $p}) { token } }",
+            "variables": { "e": email, "p": PASSWORD }
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The session cookie from a `Set-Cookie`, as `name=value`.
 fn session_cookie(response: &reqwest::Response) -> (String, String) {
     let set_cookie = response
@@ -220,16 +233,7 @@ async fn the_cookie_transport_signs_in_keeps_and_clears_the_session() {
         s.web.cookie_secure = false;
     })
     .await;
-    let login = app
-        .client
-        .post(app.url("/graphql"))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { register(input: {email: $e, password: $p}) { token } }",
-            "variables": { "e": "cookie@example.com", "p": PASSWORD }
-        }))
-        .send()
-        .await
-        .unwrap();
+    let login = register_raw(&app, "cookie@example.com").await;
     let (cookie, set_cookie) = session_cookie(&login);
     assert!(cookie.starts_with("gatehouse_session=gth_"), "{cookie}");
     for flag in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age="] {
@@ -266,16 +270,7 @@ async fn a_cross_site_form_post_cannot_act_with_the_cookie() {
         s.web.session_cookie = true;
     })
     .await;
-    let login = app
-        .client
-        .post(app.url("/graphql"))
-        .json(&json!({
-            "query": "mutation($e: String!, $p: String!) { register(input: {email: $e, password: $p}) { token } }",
-            "variables": { "e": "victim@example.com", "p": PASSWORD }
-        }))
-        .send()
-        .await
-        .unwrap();
+    let login = register_raw(&app, "victim@example.com").await;
     let (cookie, set_cookie) = session_cookie(&login);
     assert!(cookie.starts_with("__Host-gatehouse_session="), "{cookie}");
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
