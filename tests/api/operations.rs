@@ -8,7 +8,6 @@ use graphql_client::GraphQLQuery;
 
 /// How the schema's custom scalars arrive in JSON.
 type DateTime = String;
-type ID = String;
 
 #[derive(GraphQLQuery)]
 #[graphql(
