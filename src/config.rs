@@ -88,7 +88,9 @@ pub struct PasswordHashing {
     pub argon2_parallelism: u32,
 
     /// Hashes that may wait for a core; past this, SERVICE_UNAVAILABLE at once.
-    #[arg(long, env = "GATEHOUSE_HASH_QUEUE", default_value_t = 64)]
+    /// A waiting sign-in holds no hashing memory, and a client kept waiting
+    /// is cheaper than one refused and retrying in a tight loop.
+    #[arg(long, env = "GATEHOUSE_HASH_QUEUE", default_value_t = 512)]
     pub hash_queue: usize,
 }
 
