@@ -19,8 +19,6 @@ pub struct RequestAuth {
     pub current: Option<CurrentSession>,
     /// Where the request came from, recorded on new sessions.
     pub client: ClientInfo,
-    /// Whether the session came in the cookie rather than a header.
-    pub from_cookie: bool,
 }
 
 /// The caller's session, or `UNAUTHENTICATED`/`MISSING_TOKEN`. (The guard has

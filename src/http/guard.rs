@@ -15,7 +15,7 @@ use crate::graphql::RequestAuth;
 use crate::http::cookie::SessionCookie;
 use crate::http::graphql::is_json;
 use crate::repo::sessions::ClientInfo;
-use crate::services::auth::AuthService;
+use crate::services::auth::{AuthService, CurrentSession};
 
 /// The longest `User-Agent` kept on a session.
 const MAX_USER_AGENT: usize = 512;
@@ -37,42 +37,44 @@ enum Credential<'a> {
 
 /// Authenticates the request, then hands a [`RequestAuth`] to the schema.
 pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let (current, from_cookie) = match credential(request.headers(), guard.cookie) {
+    let current = match credential(request.headers(), guard.cookie) {
         Err(failure) => return AppError::Unauthenticated(failure).into_response(),
-        Ok(Credential::None) => (None, false),
+        Ok(Credential::None) => None,
         Ok(Credential::Cookie(_)) if !csrf_safe(&request) => {
             // A cookie rides along on cross-site requests; only JSON POSTs,
             // which a form cannot send, may use it.
             return AppError::UnsupportedMediaType.into_response();
         }
-        Ok(Credential::Bearer(raw) | Credential::Cookie(raw)) => {
-            let from_cookie = request.headers().get(header::AUTHORIZATION).is_none();
-            let token = SessionToken::parse(raw).ok_or(AuthFailure::InvalidToken);
-            let checked = match token {
-                Ok(token) => guard.auth.authenticate(&token).await,
-                Err(failure) => Err(AppError::Unauthenticated(failure)),
-            };
-            match checked {
-                Ok(current) => (Some(current), from_cookie),
-                Err(err) => {
-                    let mut response = err.into_response();
-                    if let (true, Some(cookie)) = (from_cookie, guard.cookie) {
-                        response
-                            .headers_mut()
-                            .append(header::SET_COOKIE, cookie.clear());
-                    }
-                    return response;
+        Ok(Credential::Bearer(raw)) => match check(&guard, raw).await {
+            Ok(current) => Some(current),
+            Err(err) => return err.into_response(),
+        },
+        Ok(Credential::Cookie(raw)) => match check(&guard, raw).await {
+            Ok(current) => Some(current),
+            Err(err) => {
+                let mut response = err.into_response();
+                if let Some(cookie) = guard.cookie {
+                    // A dead cookie is cleared so the browser stops sending it.
+                    response
+                        .headers_mut()
+                        .append(header::SET_COOKIE, cookie.clear());
                 }
+                return response;
             }
-        }
+        },
     };
     let client = client_info(&request);
-    request.extensions_mut().insert(RequestAuth {
-        current,
-        client,
-        from_cookie,
-    });
+    request
+        .extensions_mut()
+        .insert(RequestAuth { current, client });
     next.run(request).await
+}
+
+/// Verifies a raw token: well-formed, known, live and unrevoked.
+async fn check(guard: &Guard, raw: &str) -> Result<CurrentSession, AppError> {
+    let token =
+        SessionToken::parse(raw).ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
+    guard.auth.authenticate(&token).await
 }
 
 /// The token from `Authorization: Bearer …`, else from the session cookie.

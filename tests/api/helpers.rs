@@ -288,19 +288,8 @@ impl TestApp {
 
     /// POSTs a GraphQL operation, with a bearer token if given.
     pub async fn graphql(&self, query: &str, variables: Value, token: Option<&str>) -> Reply {
-        let mut request = self
-            .client
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request sent");
-        Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.json().await.expect("JSON body"),
-        }
+        self.post_json(&json!({ "query": query, "variables": variables }), token)
+            .await
     }
 
     /// Sends a typed operation from `operations/`.
@@ -309,7 +298,11 @@ impl TestApp {
         body: QueryBody<V>,
         token: Option<&str>,
     ) -> Reply {
-        let mut request = self.client.post(self.url("/graphql")).json(&body);
+        self.post_json(&body, token).await
+    }
+
+    async fn post_json(&self, body: &impl serde::Serialize, token: Option<&str>) -> Reply {
+        let mut request = self.client.post(self.url("/graphql")).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
