@@ -5,7 +5,6 @@ mod auth;
 mod binary;
 mod browser;
 mod cluster;
-mod enumeration;
 mod errors;
 mod faults;
 mod hashing;
