@@ -42,16 +42,23 @@ pub async fn insert(
 }
 
 /// The session with this token hash and its user, in one indexed query.
+///
+/// `token_hash` is unique, so this is `all()` rather than `one()`: `one()`
+/// binds `LIMIT ?`, and SQLite re-plans a statement whenever a bound LIMIT
+/// changes, so every guard check would pay for a fresh parse.
 pub async fn find_with_user(
     db: &impl ConnectionTrait,
     token_hash: &TokenHash,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let row = session::Entity::find()
+    let rows = session::Entity::find()
         .filter(session::Column::TokenHash.eq(token_hash.as_str()))
         .find_also_related(user::Entity)
-        .one(db)
+        .all(db)
         .await?;
-    Ok(row.and_then(|(session, user)| Some((session, user?))))
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|(session, user)| Some((session, user?))))
 }
 
 /// Records activity at `now` unless the session was revoked meanwhile.
