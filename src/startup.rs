@@ -26,6 +26,7 @@ use crate::graphql::schema;
 use crate::http::cookie::SessionCookie;
 use crate::http::guard::Guard;
 use crate::http::{graphql, guard, health, playground, timeout};
+use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
 use crate::services::purge;
@@ -62,8 +63,12 @@ impl Application {
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
         let (account_limit, address_limit) = settings.login_limits.policies();
         let throttle = LoginThrottle::new(db.clone(), account_limit, address_limit);
+        let reader = SessionReader::connect(&db)
+            .await
+            .context("cannot open the session readers")?;
         let auth = AuthService::new(
             db.clone(),
+            reader,
             settings.session_policy(),
             passwords,
             throttle.clone(),

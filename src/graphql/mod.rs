@@ -1,5 +1,6 @@
 //! The GraphQL API: its schema, resolvers and output types.
 
+pub mod document_cache;
 pub mod limits;
 pub mod mutation;
 pub mod query;

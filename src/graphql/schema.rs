@@ -2,6 +2,7 @@
 
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
+use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
@@ -34,6 +35,7 @@ pub fn sdl() -> String {
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
+        .extension(DocumentCache::default())
         .extension(QueryLimits)
         .limit_directives(8)
 }

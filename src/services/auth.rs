@@ -10,6 +10,7 @@ use crate::domain::password::Password;
 use crate::domain::session_policy::{SessionPolicy, SessionTimes, Verdict};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
+use crate::repo::session_reader::SessionReader;
 use crate::repo::sessions::{self, ClientInfo};
 use crate::repo::users;
 use crate::services::passwords::Passwords;
@@ -19,6 +20,7 @@ use crate::services::throttle::LoginThrottle;
 #[derive(Clone)]
 pub struct AuthService {
     db: DatabaseConnection,
+    reader: SessionReader,
     policy: SessionPolicy,
     passwords: Passwords,
     throttle: LoginThrottle,
@@ -47,12 +49,14 @@ impl AuthService {
     /// Wires the service to its database and policy.
     pub fn new(
         db: DatabaseConnection,
+        reader: SessionReader,
         policy: SessionPolicy,
         passwords: Passwords,
         throttle: LoginThrottle,
     ) -> Self {
         Self {
             db,
+            reader,
             policy,
             passwords,
             throttle,
@@ -141,7 +145,9 @@ impl AuthService {
     /// The guard's check: finds the token's session, applies the policy at
     /// this instant, and records the activity.
     pub async fn authenticate(&self, token: &SessionToken) -> Result<CurrentSession, AppError> {
-        let (mut session, user) = sessions::find_with_user(&self.db, &token.hash())
+        let (mut session, user) = self
+            .reader
+            .find_with_user(&token.hash())
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
         let now = Utc::now();
