@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_users;
 mod m20261128_000002_create_sessions;
 mod m20261128_000003_create_login_throttles;
+mod m20261128_000004_token_hash_varchar;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_users::Migration),
             Box::new(m20261128_000002_create_sessions::Migration),
             Box::new(m20261128_000003_create_login_throttles::Migration),
+            Box::new(m20261128_000004_token_hash_varchar::Migration),
         ]
     }
 }

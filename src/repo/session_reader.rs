@@ -14,8 +14,8 @@ use entity::{session, user};
 use sea_orm::sqlx::sqlite::SqliteConnection;
 use sea_orm::sqlx::{self, ConnectOptions as _};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryResult,
-    QueryTrait, RuntimeErr, SelectTwoModel, SelectorTrait,
+    DatabaseConnection, DbBackend, DbErr, QueryResult, QueryTrait, RuntimeErr, SelectTwoModel,
+    SelectorTrait,
 };
 use tokio::sync::Mutex;
 
@@ -37,7 +37,7 @@ pub enum SessionReader {
 pub struct SqliteReaders {
     connections: Vec<Mutex<SqliteConnection>>,
     next: AtomicUsize,
-    /// The same query as [`sessions::find_with_user`], built once by sea-orm.
+    /// [`sessions::find_with_user_query`], built once by sea-orm.
     sql: String,
 }
 
@@ -94,9 +94,7 @@ impl SqliteReaders {
 }
 
 fn lookup_sql() -> String {
-    session::Entity::find()
-        .filter(session::Column::TokenHash.eq(""))
-        .find_also_related(user::Entity)
+    sessions::find_with_user_query("")
         .build(DbBackend::Sqlite)
         .sql
 }

@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, SelectTwo,
+};
 use uuid::Uuid;
 
 use crate::domain::session_policy::SessionPolicy;
@@ -42,23 +44,26 @@ pub async fn insert(
 }
 
 /// The session with this token hash and its user, in one indexed query.
-///
-/// `token_hash` is unique, so this is `all()` rather than `one()`: `one()`
-/// binds `LIMIT ?`, and SQLite re-plans a statement whenever a bound LIMIT
-/// changes, so every guard check would pay for a fresh parse.
 pub async fn find_with_user(
     db: &impl ConnectionTrait,
     token_hash: &TokenHash,
 ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let rows = session::Entity::find()
-        .filter(session::Column::TokenHash.eq(token_hash.as_str()))
-        .find_also_related(user::Entity)
-        .all(db)
-        .await?;
+    let rows = find_with_user_query(token_hash.as_str()).all(db).await?;
     Ok(rows
         .into_iter()
         .next()
         .and_then(|(session, user)| Some((session, user?))))
+}
+
+/// The guard's lookup, for [`find_with_user`] and the dedicated readers.
+///
+/// `token_hash` is unique, so callers take all rows rather than `one()`:
+/// `one()` binds `LIMIT ?`, and SQLite re-plans a statement whenever a bound
+/// LIMIT changes, so every guard check would pay for a fresh parse.
+pub fn find_with_user_query(token_hash: &str) -> SelectTwo<session::Entity, user::Entity> {
+    session::Entity::find()
+        .filter(session::Column::TokenHash.eq(token_hash))
+        .find_also_related(user::Entity)
 }
 
 /// Records activity at `now` unless the session was revoked meanwhile.

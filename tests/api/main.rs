@@ -11,6 +11,7 @@ mod hashing;
 mod helpers;
 mod operations;
 mod purge;
+mod query_plans;
 mod restart;
 mod revocation;
 mod schema;

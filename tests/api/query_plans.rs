@@ -1,0 +1,65 @@
+//! The guard's lookup, made on every guarded request, must be an index
+//! search on both databases: a scan grows with every session ever made.
+
+use gatehouse::repo::sessions::find_with_user_query;
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement, TransactionTrait};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_guard_lookup_searches_the_token_hash_index() {
+    let app = spawn_app().await;
+    app.signed_in_user().await;
+    let backend = app.db.get_database_backend();
+    let lookup = find_with_user_query(&"0".repeat(64)).build(backend);
+
+    let plan = match backend {
+        DbBackend::Postgres => {
+            // With scans priced out, the planner takes the index if it can.
+            let txn = app.db.begin().await.unwrap();
+            txn.execute_unprepared("SET LOCAL enable_seqscan = off")
+                .await
+                .unwrap();
+            let explain = format!("EXPLAIN {}", lookup.sql);
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    explain,
+                    lookup.values.unwrap(),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| row.try_get_by_index::<String>(0).unwrap())
+                .collect::<Vec<_>>()
+        }
+        _ => {
+            let explain = format!("EXPLAIN QUERY PLAN {}", lookup.sql);
+            let rows = app
+                .db
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    explain,
+                    lookup.values.unwrap(),
+                ))
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| row.try_get::<String>("", "detail").unwrap())
+                .collect()
+        }
+    };
+
+    let searched = match backend {
+        DbBackend::Postgres => plan
+            .iter()
+            .any(|line| line.contains("Index Scan using sessions_token_hash_key")),
+        _ => plan.iter().any(|line| {
+            line.starts_with("SEARCH sessions USING INDEX") && line.contains("(token_hash=?)")
+        }),
+    };
+    assert!(
+        searched,
+        "the lookup does not search the token_hash index: {plan:#?}"
+    );
+}
