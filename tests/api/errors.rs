@@ -135,6 +135,34 @@ async fn wrong_variable_types_are_graphql_errors_not_crashes() {
     assert_eq!(reply.code(), "GRAPHQL_VALIDATION_FAILED", "{}", reply.body);
 }
 
+/// Parsed documents are cached by their text: a repeat must still be
+/// refused if abusive, and validated against its own variables.
+#[tokio::test]
+async fn a_repeated_document_is_still_limited_and_validated() {
+    let app = spawn_app().await;
+    let deep = format!(
+        "{{ me {{ {}id{} }} }}",
+        "session { ".repeat(12),
+        " }".repeat(12)
+    );
+    for _ in 0..2 {
+        let reply = app.graphql(&deep, json!({}), None).await;
+        assert_eq!(reply.code(), "QUERY_TOO_DEEP", "{}", reply.body);
+    }
+
+    let login = "mutation($input: LoginInput!) { login(input: $input) { token } }";
+    let good = json!({ "input": { "email": "nobody@example.com", "password": "x" } });
+    let bad = json!({ "input": { "email": 42, "password": ["x"] } });
+    for (variables, code) in [
+        (&good, "INVALID_CREDENTIALS"),
+        (&bad, "GRAPHQL_VALIDATION_FAILED"),
+        (&good, "INVALID_CREDENTIALS"),
+    ] {
+        let reply = app.graphql(login, variables.clone(), None).await;
+        assert_eq!(reply.code(), code, "{}", reply.body);
+    }
+}
+
 #[tokio::test]
 async fn unparsable_and_invalid_documents_have_codes() {
     let app = spawn_app().await;
