@@ -16,7 +16,8 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerResult, Variables};
 use lru::LruCache;
 
-/// Distinct documents kept. An SPA sends a few dozen.
+/// Distinct documents kept. An SPA sends a few dozen. (A `const`, so the
+/// `unwrap` runs at compile time and cannot panic at run time.)
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(256).unwrap();
 /// Longer queries are parsed every time (GraphiQL's introspection is ~2 KiB).
 const MAX_QUERY_LEN: usize = 8 * 1024;
