@@ -13,42 +13,29 @@ async fn the_guard_lookup_searches_the_token_hash_index() {
     let backend = app.db.get_database_backend();
     let lookup = find_with_user_query(&"0".repeat(64)).build(backend);
 
-    let plan = match backend {
+    let txn = app.db.begin().await.unwrap();
+    let (explain, detail_column) = match backend {
         DbBackend::Postgres => {
             // With scans priced out, the planner takes the index if it can.
-            let txn = app.db.begin().await.unwrap();
             txn.execute_unprepared("SET LOCAL enable_seqscan = off")
                 .await
                 .unwrap();
-            let explain = format!("EXPLAIN {}", lookup.sql);
-            let rows = txn
-                .query_all_raw(Statement::from_sql_and_values(
-                    backend,
-                    explain,
-                    lookup.values.unwrap(),
-                ))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|row| row.try_get_by_index::<String>(0).unwrap())
-                .collect::<Vec<_>>()
+            ("EXPLAIN", 0)
         }
-        _ => {
-            let explain = format!("EXPLAIN QUERY PLAN {}", lookup.sql);
-            let rows = app
-                .db
-                .query_all_raw(Statement::from_sql_and_values(
-                    backend,
-                    explain,
-                    lookup.values.unwrap(),
-                ))
-                .await
-                .unwrap();
-            rows.iter()
-                .map(|row| row.try_get::<String>("", "detail").unwrap())
-                .collect()
-        }
+        _ => ("EXPLAIN QUERY PLAN", 3),
     };
+    let rows = txn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!("{explain} {}", lookup.sql),
+            lookup.values.unwrap(),
+        ))
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get_by_index(detail_column).unwrap())
+        .collect();
 
     let searched = match backend {
         DbBackend::Postgres => plan
