@@ -28,8 +28,8 @@ impl Mutation {
         #[graphql(desc = "The new account's e-mail and password.")] input: RegisterInput,
     ) -> Result<AuthPayload> {
         let auth = auth_service(ctx)?;
-        let client = &request_auth(ctx)?.client;
-        let signed_in = auth.register(&input.email, input.password, client).await?;
+        let client = request_auth(ctx)?.client.info();
+        let signed_in = auth.register(&input.email, input.password, &client).await?;
         Ok(signed_in_payload(ctx, signed_in, auth))
     }
 
@@ -40,8 +40,8 @@ impl Mutation {
         #[graphql(desc = "The account's e-mail and password.")] input: LoginInput,
     ) -> Result<AuthPayload> {
         let auth = auth_service(ctx)?;
-        let client = &request_auth(ctx)?.client;
-        let signed_in = auth.login(&input.email, input.password, client).await?;
+        let client = request_auth(ctx)?.client.info();
+        let signed_in = auth.login(&input.email, input.password, &client).await?;
         Ok(signed_in_payload(ctx, signed_in, auth))
     }
 

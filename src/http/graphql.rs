@@ -1,6 +1,8 @@
 //! `POST /graphql`: parses a JSON GraphQL request, executes it, and sets the
 //! HTTP status from the errors' codes.
 
+use std::sync::Arc;
+
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,7 +17,7 @@ use crate::graphql::schema::GatehouseSchema;
 /// Executes one GraphQL request sent as `application/json`.
 pub async fn graphql(
     State(schema): State<GatehouseSchema>,
-    Extension(auth): Extension<RequestAuth>,
+    Extension(auth): Extension<Arc<RequestAuth>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

@@ -3,6 +3,7 @@
 //! refused with 401 and the reason; resolvers only ever see the outcome.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -11,14 +12,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
-use crate::graphql::RequestAuth;
+use crate::graphql::{Client, RequestAuth};
 use crate::http::cookie::SessionCookie;
 use crate::http::graphql::is_json;
-use crate::repo::sessions::ClientInfo;
 use crate::services::auth::{AuthService, CurrentSession};
-
-/// The longest `User-Agent` kept on a session.
-const MAX_USER_AGENT: usize = 512;
 
 /// What the guard needs.
 #[derive(Clone)]
@@ -63,10 +60,17 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
             }
         },
     };
-    let client = client_info(&request);
+    let client = Client {
+        user_agent: request.headers().get(header::USER_AGENT).cloned(),
+        peer: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+    };
+    // In an Arc: the handler's extractor clones what it takes.
     request
         .extensions_mut()
-        .insert(RequestAuth { current, client });
+        .insert(Arc::new(RequestAuth { current, client }));
     next.run(request).await
 }
 
@@ -98,20 +102,4 @@ fn credential(
 
 fn csrf_safe(request: &Request) -> bool {
     request.method() == Method::POST && is_json(request.headers())
-}
-
-fn client_info(request: &Request) -> ClientInfo {
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-    let ip_address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string());
-    ClientInfo {
-        user_agent,
-        ip_address,
-    }
 }

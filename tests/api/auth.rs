@@ -104,6 +104,41 @@ async fn every_login_makes_a_new_session_and_token() {
     assert_eq!(me.data("me")["sessions"].as_array().unwrap().len(), 3);
 }
 
+/// A session records where it came from: the peer address and the
+/// `User-Agent`, cut to 512 characters, or none if it is not text.
+#[tokio::test]
+async fn a_session_records_a_bounded_user_agent_and_the_peer() {
+    let app = spawn_app().await;
+    let (email, _, _) = app.signed_in_user().await;
+    let query =
+        "mutation($i: LoginInput!) { login(input: $i) { session { userAgent ipAddress } } }";
+    let variables = serde_json::json!({ "i": { "email": email, "password": PASSWORD } });
+    let long = "é".repeat(2_000);
+    let opaque = reqwest::header::HeaderValue::from_bytes(b"agent \xff\xfe").unwrap();
+    for (agent, expected) in [
+        (
+            reqwest::header::HeaderValue::from_str(&long).unwrap(),
+            Some("é".repeat(512)),
+        ),
+        (opaque, None),
+    ] {
+        let body: serde_json::Value = app
+            .client
+            .post(app.url("/graphql"))
+            .header(reqwest::header::USER_AGENT, agent)
+            .json(&serde_json::json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = &body["data"]["login"]["session"];
+        assert_eq!(session["userAgent"].as_str(), expected.as_deref(), "{body}");
+        assert_eq!(session["ipAddress"], "127.0.0.1", "{body}");
+    }
+}
+
 #[tokio::test]
 async fn only_token_hashes_and_argon2id_hashes_are_at_rest() {
     let app = spawn_app().await;
