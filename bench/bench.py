@@ -105,6 +105,7 @@ class Gatehouse:
                    GATEHOUSE_DATABASE_URL=database_url,
                    GATEHOUSE_LOGIN_MAX_FAILURES="1000000",
                    GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP="1000000",
+                   GATEHOUSE_REGISTER_MAX_PER_IP="1000000",
                    RUST_LOG="warn")
         self.log = open(workdir / "gatehouse.log", "w")
         self.process = subprocess.Popen([binary, "serve"], env=env, stderr=self.log, stdout=self.log)

@@ -151,35 +151,49 @@ fn parse_origin(value: &str) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-/// Brute-force limits on failed sign-ins.
+/// Brute-force limits on password guesses and on sign-ups.
 #[derive(Clone, Debug, Args)]
 pub struct LoginLimits {
-    /// Failed sign-ins for one account before it locks.
+    /// Password attempts for one account before it locks.
     #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub login_max_failures: u32,
 
-    /// Failed sign-ins from one client address, across accounts, before it locks.
+    /// Password attempts from one client address (an IPv6 /64), across
+    /// accounts, before it locks.
     #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub login_max_failures_per_ip: u32,
 
-    /// A failure counter resets after this long without a failure.
-    #[arg(long, env = "GATEHOUSE_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    /// A count is forgotten after this long with neither an attempt nor a lock.
+    #[arg(long, env = "GATEHOUSE_LOGIN_FAILURE_WINDOW", default_value = "24h", value_parser = parse_duration)]
     pub login_failure_window: Duration,
 
-    /// The first lock; each further failure doubles it.
+    /// The first lock; each further attempt doubles it.
     #[arg(long, env = "GATEHOUSE_LOGIN_LOCKOUT", default_value = "30s", value_parser = parse_duration)]
     pub login_lockout: Duration,
 
     /// The longest lock.
-    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_LOCKOUT", default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_LOCKOUT", default_value = "1h", value_parser = parse_duration)]
     pub login_max_lockout: Duration,
+
+    /// Sign-ups from one client address (an IPv6 /64) per hour.
+    #[arg(long, env = "GATEHOUSE_REGISTER_MAX_PER_IP", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub register_max_per_ip: u32,
+}
+
+/// The throttle policy of each kind of key.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottlePolicies {
+    pub account: ThrottlePolicy,
+    pub address: ThrottlePolicy,
+    pub registration: ThrottlePolicy,
 }
 
 impl LoginLimits {
-    /// The per-account and per-address policies.
-    pub fn policies(&self) -> (ThrottlePolicy, ThrottlePolicy) {
+    /// The policies these settings describe.
+    pub fn policies(&self) -> ThrottlePolicies {
         let policy = |max| {
             ThrottlePolicy::new(
                 max,
@@ -188,10 +202,14 @@ impl LoginLimits {
                 self.login_max_lockout,
             )
         };
-        (
-            policy(self.login_max_failures),
-            policy(self.login_max_failures_per_ip),
-        )
+        let hour = Duration::from_secs(3600);
+        ThrottlePolicies {
+            account: policy(self.login_max_failures),
+            address: policy(self.login_max_failures_per_ip),
+            // Every sign-up counts, successful or not: what is limited is
+            // account creation and what EMAIL_TAKEN reveals.
+            registration: ThrottlePolicy::new(self.register_max_per_ip, hour, hour, hour),
+        }
     }
 }
 
@@ -360,6 +378,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--idle-timeout"), "{err}");
+    }
+
+    /// The guessing budgets the README states, from the real defaults.
+    #[test]
+    fn a_patient_attacker_gets_the_documented_budget() {
+        use crate::domain::throttle_policy::budget;
+        use chrono::{DateTime, TimeDelta};
+        let policies = settings("30m", "12h").login_limits.policies();
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let day = TimeDelta::days(1);
+        let per_day = |p, days| budget(&p, t0, day * days) - budget(&p, t0, day * (days - 1));
+        assert_eq!(budget(&policies.account, t0, day), 34);
+        assert_eq!(per_day(policies.account, 7), 24);
+        assert_eq!(budget(&policies.address, t0, day), 49);
+        assert_eq!(per_day(policies.address, 7), 24);
+        assert_eq!(budget(&policies.registration, t0, day), 33);
     }
 
     #[test]

@@ -41,36 +41,64 @@ impl AuthFailure {
 }
 
 /// Which limit a document broke (see `graphql::limits`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueryLimit {
     Depth,
+    Nesting,
     Complexity,
     Aliases,
     RootFields,
+    PasswordChecks,
+    Directives,
+    Arguments,
+    Variables,
+    /// A fragment that spreads itself; it would never finish expanding.
+    FragmentCycle(String),
 }
 
 impl QueryLimit {
-    fn code(self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
-            Self::Depth => "QUERY_TOO_DEEP",
-            Self::Complexity => "QUERY_TOO_COMPLEX",
+            Self::Depth | Self::Nesting => "QUERY_TOO_DEEP",
+            Self::Complexity | Self::Directives | Self::Arguments | Self::Variables => {
+                "QUERY_TOO_COMPLEX"
+            }
             Self::Aliases => "TOO_MANY_ALIASES",
             Self::RootFields => "TOO_MANY_ROOT_FIELDS",
+            Self::PasswordChecks => "TOO_MANY_PASSWORD_CHECKS",
+            Self::FragmentCycle(_) => "GRAPHQL_VALIDATION_FAILED",
         }
     }
 
-    fn message(self) -> String {
+    fn message(&self) -> String {
         use crate::graphql::limits::*;
         match self {
             Self::Depth => format!(
                 "The query is nested more than {MAX_DEPTH} fields deep \
                  ({MAX_INTROSPECTION_DEPTH} inside introspection)"
             ),
-            Self::Complexity => format!("The query selects more than {MAX_FIELDS} fields"),
+            Self::Nesting => format!(
+                "The query nests fields, fragments and brackets more than {MAX_NESTING} deep"
+            ),
+            Self::Complexity => format!(
+                "The query selects more than {MAX_SELECTIONS} fields and fragments once \
+                 fragments are expanded, or its definitions together more than \
+                 {MAX_DOCUMENT_SELECTIONS}"
+            ),
             Self::Aliases => format!("The query uses more than {MAX_ALIASES} aliases"),
             Self::RootFields => {
                 format!("An operation may select at most {MAX_ROOT_FIELDS} root fields")
             }
+            Self::PasswordChecks => format!(
+                "An operation may check at most {MAX_PASSWORD_CHECKS} password \
+                 (login, register, changePassword); send one per request"
+            ),
+            Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),
+            Self::Arguments => format!("At most {MAX_ARGUMENTS} arguments per field"),
+            Self::Variables => {
+                format!("An operation may declare at most {MAX_VARIABLES} variables")
+            }
+            Self::FragmentCycle(name) => format!("Fragment \"{name}\" spreads itself"),
         }
     }
 }
@@ -178,7 +206,8 @@ pub fn status_for_code(code: &str) -> StatusCode {
         | "QUERY_TOO_DEEP"
         | "QUERY_TOO_COMPLEX"
         | "TOO_MANY_ALIASES"
-        | "TOO_MANY_ROOT_FIELDS" => StatusCode::BAD_REQUEST,
+        | "TOO_MANY_ROOT_FIELDS"
+        | "TOO_MANY_PASSWORD_CHECKS" => StatusCode::BAD_REQUEST,
         "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
         "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "SERVICE_UNAVAILABLE" | "TIMEOUT" => StatusCode::SERVICE_UNAVAILABLE,

@@ -61,8 +61,7 @@ impl Application {
         let db = connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
-        let (account_limit, address_limit) = settings.login_limits.policies();
-        let throttle = LoginThrottle::new(db.clone(), account_limit, address_limit);
+        let throttle = LoginThrottle::new(db.clone(), settings.login_limits.policies());
         let reader = SessionReader::connect(&db)
             .await
             .context("cannot open the session readers")?;

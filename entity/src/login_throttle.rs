@@ -6,13 +6,18 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "login_throttles")]
 pub struct Model {
-    /// `account:<sha256 of e-mail>` or `ip:<address>`.
+    /// `account:<sha256 of e-mail>`, `ip:<address or IPv6 /64>` or
+    /// `register:<address or IPv6 /64>`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub key: String,
-    /// Failures since the counter last went quiet for a whole window.
+    /// Attempts counted since the key last went quiet for a whole window,
+    /// less those given back by successes.
     pub failures: i32,
+    /// The last attempt counted.
     pub last_failure_at: DateTimeUtc,
     pub locked_until: Option<DateTimeUtc>,
+    /// Bumped by every write, for compare-and-set.
+    pub version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,9 @@ pub struct Model {
     pub email: String,
     /// An argon2id PHC string.
     pub password_hash: String,
+    /// Changes with every password change: a session opens only if it is
+    /// still the version whose password was verified.
+    pub credential_version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

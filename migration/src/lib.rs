@@ -7,6 +7,7 @@ mod m20261128_000001_create_users;
 mod m20261128_000002_create_sessions;
 mod m20261128_000003_create_login_throttles;
 mod m20261128_000004_token_hash_varchar;
+mod m20261128_000005_credential_and_throttle_versions;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_create_sessions::Migration),
             Box::new(m20261128_000003_create_login_throttles::Migration),
             Box::new(m20261128_000004_token_hash_varchar::Migration),
+            Box::new(m20261128_000005_credential_and_throttle_versions::Migration),
         ]
     }
 }

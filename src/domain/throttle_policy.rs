@@ -1,5 +1,11 @@
-//! When repeated failed sign-ins lock a key, and for how long: pure
-//! functions, so the growth and the cap are unit-tested without waiting.
+//! When repeated sign-in attempts lock a key, and for how long: pure
+//! functions of `now`, so the growth, the cap and the daily budget are
+//! unit-tested without waiting.
+//!
+//! An attempt is counted before its password is checked, so attempts in
+//! flight together cannot all pass a check that only failures would move.
+//! A key forgets its count only after a whole window with neither an
+//! attempt nor a lock, so waiting out a lock never resets it.
 
 use std::time::Duration;
 
@@ -50,6 +56,84 @@ impl ThrottlePolicy {
     }
 }
 
+/// What is stored for one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Attempts counted, less those given back.
+    pub attempts: u32,
+    /// The last attempt counted.
+    pub last_attempt_at: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// Whether an attempt may go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go ahead; store this state.
+    Admitted(ThrottleState),
+    /// Locked until then.
+    Refused(DateTime<Utc>),
+}
+
+impl ThrottlePolicy {
+    /// Counts an attempt at `now` against a key with `state` (none for a
+    /// key never seen). The attempt that reaches the limit goes ahead and
+    /// locks the key for those after it; a lock is never shortened.
+    pub fn admit(&self, now: DateTime<Utc>, state: Option<ThrottleState>) -> Admission {
+        let Some(state) = state else {
+            return Admission::Admitted(self.count(now, 1, None));
+        };
+        if let Some(until) = state.locked_until.filter(|until| *until > now) {
+            return Admission::Refused(until);
+        }
+        let quiet_since = state.locked_until.map_or(state.last_attempt_at, |until| {
+            until.max(state.last_attempt_at)
+        });
+        let attempts = if quiet_since > self.window_start(now) {
+            state.attempts.saturating_add(1)
+        } else {
+            1
+        };
+        Admission::Admitted(self.count(now, attempts, state.locked_until))
+    }
+
+    fn count(
+        &self,
+        now: DateTime<Utc>,
+        attempts: u32,
+        locked_until: Option<DateTime<Utc>>,
+    ) -> ThrottleState {
+        let lock = self.lockout_after(attempts).map(|lockout| {
+            let until = now
+                .checked_add_signed(lockout)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            locked_until.map_or(until, |earlier| earlier.max(until))
+        });
+        ThrottleState {
+            attempts,
+            last_attempt_at: now,
+            locked_until: lock.or(locked_until),
+        }
+    }
+}
+
+#[cfg(test)]
+/// How many attempts a patient attacker gets in `span` from a fresh key,
+/// trying again the instant each lock ends.
+pub fn budget(policy: &ThrottlePolicy, start: DateTime<Utc>, span: TimeDelta) -> u32 {
+    let (mut now, mut state, mut attempts) = (start, None, 0);
+    while now < start + span {
+        match policy.admit(now, state) {
+            Admission::Admitted(next) => {
+                attempts += 1;
+                state = Some(next);
+            }
+            Admission::Refused(until) => now = until,
+        }
+    }
+    attempts
+}
+
 /// Whole seconds until `locked_until`, rounded up, if it is still ahead.
 pub fn retry_after(now: DateTime<Utc>, locked_until: DateTime<Utc>) -> Option<u64> {
     let left = locked_until - now;
@@ -93,6 +177,44 @@ mod tests {
             policy().lockout_after(u32::MAX).unwrap(),
             TimeDelta::minutes(15)
         );
+    }
+
+    fn admitted(admission: Admission) -> ThrottleState {
+        match admission {
+            Admission::Admitted(state) => state,
+            Admission::Refused(until) => panic!("refused until {until}"),
+        }
+    }
+
+    #[test]
+    fn the_attempt_that_reaches_the_limit_goes_ahead_and_locks() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut state = None;
+        for n in 1..=5 {
+            let next = admitted(policy().admit(now, state));
+            assert_eq!(next.attempts, n);
+            state = Some(next);
+        }
+        assert_eq!(
+            policy().admit(now, state),
+            Admission::Refused(now + TimeDelta::seconds(30))
+        );
+    }
+
+    #[test]
+    fn waiting_out_a_lock_does_not_reset_the_count() {
+        let t0 = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let locked = ThrottleState {
+            attempts: 11,
+            last_attempt_at: t0,
+            locked_until: Some(t0 + TimeDelta::minutes(15)),
+        };
+        // The lock ends after the window since the last attempt has passed.
+        let after = t0 + TimeDelta::minutes(15);
+        assert_eq!(admitted(policy().admit(after, Some(locked))).attempts, 12);
+        // Only a whole quiet window after the lock forgets the count.
+        let quiet = t0 + TimeDelta::minutes(30) + TimeDelta::seconds(1);
+        assert_eq!(admitted(policy().admit(quiet, Some(locked))).attempts, 1);
     }
 
     #[test]

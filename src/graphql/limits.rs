@@ -1,141 +1,218 @@
-//! Refuses abusive documents after parsing and before any validation or
-//! execution: too deep, too many fields, too many aliases or root fields.
+//! Refuses costly documents before anything whose cost can grow faster than
+//! the document: too deep, too many selections, aliases, root fields or
+//! password checks, or fragments that spread themselves.
+//!
+//! This extension parses the query itself and never calls the next parser.
+//! async-graphql's own post-parse checks (recursion depth, directive count)
+//! and its depth and complexity visitors expand fragments path by path, so
+//! an 868-byte chain of fragments would cost 3^18 visits there. Here every
+//! check is linear in the document ([`document_cost`]), and what reaches
+//! validation is bounded in its expanded size.
+//!
+//! [`document_cost`]: crate::graphql::document_cost
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Positioned, ServerError, ServerResult, Variables};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{ServerError, ServerResult, Variables};
+use tokio::sync::Semaphore;
 
 use crate::error::{AppError, QueryLimit};
+use crate::graphql::document_cost::{self, WalkError, WalkLimits};
 
 /// Deepest nesting of application fields (ours is 4 at most).
 pub const MAX_DEPTH: usize = 12;
 /// Deepest nesting inside `__schema`/`__type`: GraphiQL's introspection
 /// query needs 14; introspection of introspection types is recursive.
 pub const MAX_INTROSPECTION_DEPTH: usize = 16;
-/// Most field selections after expanding fragments (GraphiQL's
-/// introspection query is about 130).
-pub const MAX_FIELDS: usize = 250;
-/// Most aliased fields in one document.
+/// Deepest nesting of fields, fragment spreads and inline fragments
+/// together (async-graphql's own default; GraphiQL needs 24).
+pub const MAX_NESTING: usize = 32;
+/// Most selections (fields, spreads and inline fragments, each per use) in
+/// one operation or fragment once fragments are expanded. GraphiQL's
+/// introspection query has about 160.
+pub const MAX_SELECTIONS: usize = 250;
+/// Most expanded selections of all the document's definitions together:
+/// what validation walks at most.
+pub const MAX_DOCUMENT_SELECTIONS: usize = 1000;
+/// Most aliased fields in one operation, once fragments are expanded.
 pub const MAX_ALIASES: usize = 15;
-/// Most root fields in one operation.
+/// Most root fields in one operation, through fragments too.
 pub const MAX_ROOT_FIELDS: usize = 10;
+/// Most root fields that check a password in one operation: one request,
+/// one guess.
+pub const MAX_PASSWORD_CHECKS: usize = 1;
+/// Most directives on one field, fragment or operation.
+pub const MAX_DIRECTIVES: usize = 8;
+/// Most arguments on one field (ours take one).
+pub const MAX_ARGUMENTS: usize = 8;
+/// Most variables one operation declares.
+pub const MAX_VARIABLES: usize = 32;
+/// Deepest nesting of brackets of any kind in the query text, checked
+/// before the parser, which recurses once per level.
+pub const MAX_BRACKETS: usize = 64;
+
+/// The mutations that verify or set a password, each one argon2 run.
+pub const PASSWORD_FIELDS: &[&str] = &["login", "register", "changePassword"];
 
 /// The extension factory to register on the schema.
-pub struct QueryLimits;
+///
+/// Parsing a 64 KiB document takes milliseconds. It runs on the blocking
+/// pool, at most one per core at a time, so a flood of new documents waits
+/// its turn instead of holding the async workers that answer `/healthz`
+/// and guarded requests.
+pub struct QueryLimits(Arc<Semaphore>);
 
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension)
+impl Default for QueryLimits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self(Arc::new(Semaphore::new(cores)))
     }
 }
 
-struct QueryLimitsExtension;
+impl ExtensionFactory for QueryLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(QueryLimitsExtension(self.0.clone()))
+    }
+}
+
+struct QueryLimitsExtension(Arc<Semaphore>);
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for QueryLimitsExtension {
     async fn parse_query(
         &self,
-        ctx: &ExtensionContext<'_>,
+        _ctx: &ExtensionContext<'_>,
         query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
+        _variables: &Variables,
+        _next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        check(&document).map_err(|limit| {
-            let error = async_graphql::Error::from(AppError::QueryRejected(limit));
-            let mut server_error = ServerError::new(error.message, None);
-            server_error.extensions = error.extensions;
-            server_error
-        })?;
-        Ok(document)
+        let closed = |_| ServerError::new("The server is shutting down", None);
+        let permit = self.0.clone().acquire_owned().await.map_err(closed)?;
+        let query = query.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            parse(&query)
+        })
+        .await
+        .map_err(|e| server_error(AppError::internal(e)))?
     }
 }
 
-/// Measures a parsed document against every limit.
+/// Parses `query` and measures it against every limit.
+pub fn parse(query: &str) -> ServerResult<ExecutableDocument> {
+    if bracket_depth(query) > MAX_BRACKETS {
+        return Err(rejected(QueryLimit::Nesting));
+    }
+    let document = async_graphql::parser::parse_query(query)?;
+    check(&document).map_err(rejected)?;
+    Ok(document)
+}
+
+fn rejected(limit: QueryLimit) -> ServerError {
+    server_error(AppError::QueryRejected(limit))
+}
+
+fn server_error(error: AppError) -> ServerError {
+    let error = async_graphql::Error::from(error);
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    server_error
+}
+
+/// Measures a parsed document against every limit, in linear time.
 pub fn check(document: &ExecutableDocument) -> Result<(), QueryLimit> {
-    let mut walk = Walk {
-        document,
-        fields: 0,
-        aliases: 0,
-        fragment_stack: Vec::new(),
+    let limits = WalkLimits {
+        nesting: MAX_NESTING,
+        directives: MAX_DIRECTIVES,
+        arguments: MAX_ARGUMENTS,
     };
+    let cost = document_cost::measure(document, limits, PASSWORD_FIELDS).map_err(|e| match e {
+        WalkError::Nesting => QueryLimit::Nesting,
+        WalkError::Directives => QueryLimit::Directives,
+        WalkError::Arguments => QueryLimit::Arguments,
+        WalkError::Cycle(name) => QueryLimit::FragmentCycle(name),
+    })?;
     for (_, operation) in document.operations.iter() {
-        let selections = &operation.node.selection_set.node.items;
-        let root_fields = selections
-            .iter()
-            .filter(|s| matches!(s.node, Selection::Field(_)))
-            .count();
-        if root_fields > MAX_ROOT_FIELDS {
+        if operation.node.variable_definitions.len() > MAX_VARIABLES {
+            return Err(QueryLimit::Variables);
+        }
+    }
+    let mut total = 0usize;
+    let definitions = cost
+        .operations
+        .iter()
+        .map(|(_, c)| c)
+        .chain(&cost.fragments);
+    for c in definitions {
+        if c.nesting > MAX_NESTING {
+            return Err(QueryLimit::Nesting);
+        }
+        if c.depth > MAX_DEPTH || c.introspection_depth > MAX_INTROSPECTION_DEPTH {
+            return Err(QueryLimit::Depth);
+        }
+        if c.selections > MAX_SELECTIONS {
+            return Err(QueryLimit::Complexity);
+        }
+        if c.aliases > MAX_ALIASES {
+            return Err(QueryLimit::Aliases);
+        }
+        total = total.saturating_add(c.selections);
+    }
+    if total > MAX_DOCUMENT_SELECTIONS {
+        return Err(QueryLimit::Complexity);
+    }
+    for (_, c) in &cost.operations {
+        if c.top_fields > MAX_ROOT_FIELDS {
             return Err(QueryLimit::RootFields);
         }
-        walk.selection_set(&operation.node.selection_set, 0, false)?;
+        if c.password_checks > MAX_PASSWORD_CHECKS {
+            return Err(QueryLimit::PasswordChecks);
+        }
     }
     Ok(())
 }
 
-struct Walk<'a> {
-    document: &'a ExecutableDocument,
-    fields: usize,
-    aliases: usize,
-    /// Fragments being expanded, so a (still unvalidated) cycle ends here.
-    fragment_stack: Vec<&'a str>,
-}
-
-impl<'a> Walk<'a> {
-    fn selection_set(
-        &mut self,
-        set: &'a Positioned<SelectionSet>,
-        depth: usize,
-        introspection: bool,
-    ) -> Result<(), QueryLimit> {
-        for selection in &set.node.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
-                    self.fields += 1;
-                    if self.fields > MAX_FIELDS {
-                        return Err(QueryLimit::Complexity);
-                    }
-                    if field.alias.is_some() {
-                        self.aliases += 1;
-                        if self.aliases > MAX_ALIASES {
-                            return Err(QueryLimit::Aliases);
-                        }
-                    }
-                    let introspection =
-                        introspection || matches!(field.name.node.as_str(), "__schema" | "__type");
-                    let depth = depth + 1;
-                    let limit = if introspection {
-                        MAX_INTROSPECTION_DEPTH
-                    } else {
-                        MAX_DEPTH
-                    };
-                    if depth > limit {
-                        return Err(QueryLimit::Depth);
-                    }
-                    self.selection_set(&field.selection_set, depth, introspection)?;
-                }
-                Selection::InlineFragment(fragment) => {
-                    self.selection_set(&fragment.node.selection_set, depth, introspection)?;
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    if self.fragment_stack.contains(&name) {
-                        continue; // a cycle: validation will reject it
-                    }
-                    let Some(fragment) = self.document.fragments.get(name) else {
-                        continue; // unknown: validation will reject it
-                    };
-                    self.fragment_stack.push(name);
-                    self.selection_set(&fragment.node.selection_set, depth, introspection)?;
-                    self.fragment_stack.pop();
+/// The deepest nesting of `{`, `[` and `(` outside strings and comments.
+fn bracket_depth(query: &str) -> usize {
+    let bytes = query.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            b'#' => {
+                while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
+                    i += 1;
                 }
             }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    // An escaped \""" does not end a block string.
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n') {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
         }
-        Ok(())
+        i += 1;
     }
+    max
 }
 
 #[cfg(test)]
@@ -155,6 +232,17 @@ mod tests {
         format!("{{ {} }}", chain(depth))
     }
 
+    /// `{ ...F0 }` where each `Fi` spreads `F(i+1)` `fan_out` times.
+    fn fragment_chain(fan_out: usize, depth: usize, leaf: &str) -> String {
+        let mut query = String::from("{ ...F0 } ");
+        for i in 0..depth {
+            let spreads = format!("...F{} ", i + 1).repeat(fan_out);
+            query.push_str(&format!("fragment F{i} on Query {{ {spreads}}} "));
+        }
+        query.push_str(&format!("fragment F{depth} on Query {{ {leaf} }}"));
+        query
+    }
+
     #[test]
     fn depth_limit_is_inclusive() {
         assert_eq!(check_query(&nested(MAX_DEPTH)), Ok(()));
@@ -162,30 +250,58 @@ mod tests {
     }
 
     #[test]
-    fn fragments_count_towards_depth_and_cycles_terminate() {
+    fn fragments_count_towards_depth() {
         let deep = format!(
             "{{ ...F }} fragment F on Query {{ {} }}",
             chain(MAX_DEPTH + 1)
         );
         assert_eq!(check_query(&deep), Err(QueryLimit::Depth));
-        assert_eq!(
-            check_query("{ ...A } fragment A on Query { x ...B } fragment B on Query { ...A }"),
-            Ok(())
+        let split = format!(
+            "{{ a {{ ...F }} }} fragment F on A {{ {} }}",
+            chain(MAX_DEPTH)
         );
+        assert_eq!(check_query(&split), Err(QueryLimit::Depth));
     }
 
     #[test]
-    fn exponential_fragment_expansion_is_cut_off() {
-        let mut query = String::from("{ ...F0 } ");
-        for i in 0..20 {
-            query.push_str(&format!(
-                "fragment F{i} on Query {{ a {{ ...F{} }} b {{ ...F{} }} }} ",
-                i + 1,
-                i + 1
-            ));
-        }
-        query.push_str("fragment F20 on Query { x }");
-        assert!(check_query(&query).is_err());
+    fn fragment_cycles_are_refused() {
+        let cycle = "{ ...A } fragment A on Query { x ...B } fragment B on Query { ...A }";
+        assert!(matches!(
+            check_query(cycle),
+            Err(QueryLimit::FragmentCycle(_))
+        ));
+        // Even a fragment no operation uses.
+        let unused = "{ x } fragment A on Query { ...A }";
+        assert!(matches!(
+            check_query(unused),
+            Err(QueryLimit::FragmentCycle(_))
+        ));
+    }
+
+    #[test]
+    fn the_issue_chain_is_refused_at_once() {
+        let query = fragment_chain(3, 18, "__typename");
+        assert!(query.len() < 1024, "{}", query.len());
+        let started = std::time::Instant::now();
+        assert_eq!(check_query(&query), Err(QueryLimit::Complexity));
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn unknown_leaf_spreads_still_count() {
+        // No field at all, but 2^20 spreads for any walk that expands them.
+        let query = fragment_chain(2, 20, "...Missing");
+        assert_eq!(check_query(&query), Err(QueryLimit::Complexity));
+    }
+
+    #[test]
+    fn selections_are_counted_per_use() {
+        // The spread, `a`, and the fields under it.
+        let fields = |n: usize| format!("a {{ {} }}", "x ".repeat(n));
+        let at_limit = fragment_chain(1, 0, &fields(MAX_SELECTIONS - 2));
+        assert_eq!(check_query(&at_limit), Ok(()));
+        let past = fragment_chain(1, 0, &fields(MAX_SELECTIONS - 1));
+        assert_eq!(check_query(&past), Err(QueryLimit::Complexity));
     }
 
     #[test]
@@ -205,6 +321,38 @@ mod tests {
     }
 
     #[test]
+    fn root_fields_are_counted_through_fragments() {
+        let roots: String = (0..=MAX_ROOT_FIELDS).map(|i| format!("f{i} ")).collect();
+        for query in [
+            format!("{{ ... on Query {{ {roots} }} }}"),
+            format!("{{ ...R }} fragment R on Query {{ {roots} }}"),
+            format!("{{ f0 ...R }} fragment R on Query {{ ... {{ {roots} }} }}"),
+        ] {
+            assert_eq!(check_query(&query), Err(QueryLimit::RootFields), "{query}");
+        }
+    }
+
+    #[test]
+    fn one_password_check_per_operation() {
+        let login = "login(input: {email: \"a@b.c\", password: \"p\"}) { token }";
+        assert_eq!(check_query(&format!("mutation {{ {login} }}")), Ok(()));
+        for query in [
+            format!("mutation {{ a: {login} b: {login} }}"),
+            format!("mutation {{ ... on Mutation {{ a: {login} }} b: {login} }}"),
+            format!("mutation {{ ...L ...L }} fragment L on Mutation {{ {login} }}"),
+            format!(
+                "mutation {{ {login} register(input: {{email: \"x@y.z\", password: \"p\"}}) {{ token }} }}"
+            ),
+        ] {
+            assert_eq!(
+                check_query(&query),
+                Err(QueryLimit::PasswordChecks),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
     fn introspection_gets_its_own_depth() {
         let at_limit = format!(
             "{{ __schema {{ {} }} }}",
@@ -213,5 +361,53 @@ mod tests {
         assert_eq!(check_query(&at_limit), Ok(()));
         let past = format!("{{ __schema {{ {} }} }}", chain(MAX_INTROSPECTION_DEPTH));
         assert_eq!(check_query(&past), Err(QueryLimit::Depth));
+        // A fragment on an introspection type is judged by the same limit.
+        let fragment = format!(
+            "{{ __schema {{ types {{ ...T }} }} }} fragment T on __Type {{ {} }}",
+            chain(MAX_INTROSPECTION_DEPTH - 2)
+        );
+        assert_eq!(check_query(&fragment), Ok(()));
+    }
+
+    #[test]
+    fn directives_arguments_and_variables_are_bounded() {
+        let directives = "@skip(if: false) ".repeat(MAX_DIRECTIVES + 1);
+        assert_eq!(
+            check_query(&format!("{{ me {directives} {{ x }} }}")),
+            Err(QueryLimit::Directives)
+        );
+        let arguments: String = (0..=MAX_ARGUMENTS).map(|i| format!("a{i}: 1 ")).collect();
+        assert_eq!(
+            check_query(&format!("{{ me({arguments}) {{ x }} }}")),
+            Err(QueryLimit::Arguments)
+        );
+        let variables: String = (0..=MAX_VARIABLES)
+            .map(|i| format!("$v{i}: Int "))
+            .collect();
+        assert_eq!(
+            check_query(&format!("query Q({variables}) {{ x }}")),
+            Err(QueryLimit::Variables)
+        );
+    }
+
+    #[test]
+    fn many_small_fragments_are_bounded_in_total() {
+        let mut query = String::from("{ x }");
+        for i in 0..=(MAX_DOCUMENT_SELECTIONS / 200) {
+            let fields = "x ".repeat(199);
+            query.push_str(&format!(" fragment F{i} on Query {{ a {{ {fields} }} }}"));
+        }
+        assert_eq!(check_query(&query), Err(QueryLimit::Complexity));
+    }
+
+    #[test]
+    fn brackets_are_counted_outside_strings_and_comments() {
+        assert_eq!(bracket_depth("{ a { b(x: [1, {c: 2}]) } }"), 5);
+        assert_eq!(bracket_depth(r#"{ a(s: "{{{{ \" [[[") }"#), 2);
+        assert_eq!(bracket_depth("{ a # {{{{{\n }"), 1);
+        assert_eq!(bracket_depth(r#"{ a(s: """ {{{ \""" {{ """) }"#), 2);
+        let deep = format!("{}{}", "{a".repeat(10_000), "}".repeat(10_000));
+        assert_eq!(bracket_depth(&deep), 10_000);
+        assert!(parse(&deep).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The GraphQL API: its schema, resolvers and output types.
 
 pub mod document_cache;
+pub mod document_cost;
 pub mod limits;
 pub mod mutation;
 pub mod query;
@@ -46,7 +47,7 @@ impl Client {
                 // UTF-8, not `to_str`, which refuses anything but ASCII.
                 .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
-            ip_address: self.peer.map(|ip| ip.to_string()),
+            ip: self.peer,
         }
     }
 }

@@ -103,8 +103,9 @@ impl Mutation {
     ) -> Result<ChangePasswordPayload> {
         let auth = auth_service(ctx)?;
         let current = current(ctx)?;
+        let client = request_auth(ctx)?.client.info();
         let changed = auth
-            .change_password(current, input.current_password, input.new_password)
+            .change_password(current, input.current_password, input.new_password, &client)
             .await?;
         Ok(ChangePasswordPayload {
             session: Session::of_current(&current.session, auth.policy()),

@@ -36,6 +36,5 @@ pub fn sdl() -> String {
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
         .extension(DocumentCache::default())
-        .extension(QueryLimits)
-        .limit_directives(8)
+        .extension(QueryLimits::default())
 }

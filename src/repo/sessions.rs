@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use entity::{session, user};
-use sea_orm::sea_query::Expr;
+use std::net::IpAddr;
+
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, SelectTwo,
 };
@@ -16,17 +18,23 @@ use crate::domain::token::TokenHash;
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
-    pub ip_address: Option<String>,
+    pub ip: Option<IpAddr>,
 }
 
-/// Inserts a session for `user_id` under a token's hash.
+/// Inserts a session for `user_id` under a token's hash, but only while the
+/// account's credentials are still at `credential_version`: a sign-in that
+/// verified a password changed meanwhile opens nothing (`None`).
+///
+/// On PostgreSQL the account row is read `FOR SHARE`, so an uncommitted
+/// password change makes this wait and then see the new version.
 pub async fn insert(
     db: &impl ConnectionTrait,
     user_id: Uuid,
+    credential_version: i64,
     token_hash: &TokenHash,
     client: &ClientInfo,
     now: DateTime<Utc>,
-) -> Result<session::Model, DbErr> {
+) -> Result<Option<session::Model>, DbErr> {
     let model = session::Model {
         id: Uuid::new_v4(),
         user_id,
@@ -35,12 +43,39 @@ pub async fn insert(
         last_activity_at: now,
         revoked_at: None,
         user_agent: client.user_agent.clone(),
-        ip_address: client.ip_address.clone(),
+        ip_address: client.ip.map(|ip| ip.to_string()),
     };
-    session::Entity::insert(session::ActiveModel::from(model.clone()))
-        .exec_without_returning(db)
-        .await?;
-    Ok(model)
+    let account = Query::select()
+        .exprs([
+            Expr::val(model.id),
+            Expr::val(model.user_id),
+            Expr::val(model.token_hash.clone()),
+            Expr::val(model.created_at),
+            Expr::val(model.last_activity_at),
+            Expr::val(model.user_agent.clone()),
+            Expr::val(model.ip_address.clone()),
+        ])
+        .from(user::Entity)
+        .and_where(user::Column::Id.eq(user_id))
+        .and_where(user::Column::CredentialVersion.eq(credential_version))
+        .lock_shared()
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(session::Entity)
+        .columns([
+            session::Column::Id,
+            session::Column::UserId,
+            session::Column::TokenHash,
+            session::Column::CreatedAt,
+            session::Column::LastActivityAt,
+            session::Column::UserAgent,
+            session::Column::IpAddress,
+        ])
+        .select_from(account)
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .to_owned();
+    let inserted = db.execute(&insert).await?.rows_affected();
+    Ok((inserted == 1).then_some(model))
 }
 
 /// The session with this token hash and its user, in one indexed query.

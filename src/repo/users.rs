@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::user;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -18,6 +19,7 @@ pub async fn insert(
         id: Uuid::new_v4(),
         email: email.as_str().to_owned(),
         password_hash,
+        credential_version: 0,
         created_at: now,
         updated_at: now,
     };
@@ -43,8 +45,9 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<us
     user::Entity::find_by_id(id).one(db).await
 }
 
-/// Replaces an account's password hash.
-pub async fn set_password_hash(
+/// Stores a new hash of the same password (new parameters); sessions that
+/// password opened stay valid.
+pub async fn rehash_password(
     db: &impl ConnectionTrait,
     id: Uuid,
     password_hash: String,
@@ -59,4 +62,25 @@ pub async fn set_password_hash(
     .exec(db)
     .await
     .map(drop)
+}
+
+/// Replaces an account's password and moves its credential version on, so
+/// that no sign-in verified against the old password opens a session.
+pub async fn change_password(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(
+            user::Column::CredentialVersion,
+            Expr::col(user::Column::CredentialVersion).add(1),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
 }

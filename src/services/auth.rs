@@ -68,7 +68,8 @@ impl AuthService {
         &self.policy
     }
 
-    /// Creates an account and signs it in, in one transaction.
+    /// Creates an account and signs it in, in one transaction. Sign-ups are
+    /// counted per address before any hashing.
     pub async fn register(
         &self,
         email: &str,
@@ -78,6 +79,9 @@ impl AuthService {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_new(password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
+        self.throttle
+            .reserve_registration(client.ip, Utc::now())
+            .await?;
         // Checked before hashing so a taken address costs no argon2 slot; the
         // unique index still decides a race.
         if users::find_by_email(&self.db, &email).await?.is_some() {
@@ -93,7 +97,16 @@ impl AuthService {
                 Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
                 _ => e.into(),
             })?;
-        let session = sessions::insert(&txn, user.id, &token.hash(), client, now).await?;
+        let session = sessions::insert(
+            &txn,
+            user.id,
+            user.credential_version,
+            &token.hash(),
+            client,
+            now,
+        )
+        .await?
+        .ok_or_else(|| AppError::internal(anyhow::anyhow!("new account vanished")))?;
         txn.commit().await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
         Ok(SignedIn {
@@ -105,7 +118,7 @@ impl AuthService {
 
     /// Checks a password and opens a new session. An unknown e-mail and a
     /// wrong password fail alike, in message and in time, and both count
-    /// towards the brute-force limits.
+    /// towards the brute-force limits, before any hashing.
     pub async fn login(
         &self,
         email: &str,
@@ -115,25 +128,36 @@ impl AuthService {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
-        let ip = client.ip_address.as_deref();
-        self.throttle.check(&email, ip).await?;
+        let reservation = self.throttle.reserve(&email, client.ip, Utc::now()).await?;
         let user = users::find_by_email(&self.db, &email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.passwords.verify(password, stored).await?;
         let Some(mut user) = user.filter(|_| verified.matched) else {
-            self.throttle.record_failure(&email, ip).await?;
             tracing::info!("login failed");
             return Err(AppError::InvalidCredentials);
         };
-        self.throttle.record_success(&email).await?;
+        self.throttle.succeeded(reservation).await?;
         if let Some(hash) = verified.rehash {
-            users::set_password_hash(&self.db, user.id, hash.clone(), Utc::now()).await?;
+            users::rehash_password(&self.db, user.id, hash.clone(), Utc::now()).await?;
             user.password_hash = hash;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
         let token = SessionToken::generate().map_err(AppError::internal)?;
-        let session =
-            sessions::insert(&self.db, user.id, &token.hash(), client, Utc::now()).await?;
+        let now = Utc::now();
+        let Some(session) = sessions::insert(
+            &self.db,
+            user.id,
+            user.credential_version,
+            &token.hash(),
+            client,
+            now,
+        )
+        .await?
+        else {
+            // The password was changed while this one was being checked.
+            tracing::info!(user_id = %user.id, "login lost a race with a password change");
+            return Err(AppError::InvalidCredentials);
+        };
         tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
         Ok(SignedIn {
             token,
@@ -213,16 +237,23 @@ impl AuthService {
     }
 
     /// Replaces the caller's password after checking the current one, and
-    /// signs out every other session; the caller's own stays.
+    /// signs out every other session; the caller's own stays. A wrong current
+    /// password counts against the account exactly like a failed login, so a
+    /// stolen session is no oracle for it.
     pub async fn change_password(
         &self,
         current: &CurrentSession,
         current_password: String,
         new_password: String,
+        client: &ClientInfo,
     ) -> Result<PasswordChanged, AppError> {
         let new_password = Password::parse_new(new_password).map_err(AppError::BadUserInput)?;
         let current_password =
             Password::parse_attempt(current_password).map_err(AppError::BadUserInput)?;
+        self.refuse_if_saturated()?;
+        let email = Email::parse(&current.user.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
+        let reservation = self.throttle.reserve(&email, client.ip, Utc::now()).await?;
         // Re-read so a password changed by another session is the one checked.
         let user = users::find_by_id(&self.db, current.user.id)
             .await?
@@ -235,10 +266,11 @@ impl AuthService {
         {
             return Err(AppError::InvalidCredentials);
         }
+        self.throttle.succeeded(reservation).await?;
         let hash = self.passwords.hash(new_password).await?;
         let now = Utc::now();
         let txn = self.db.begin().await?;
-        users::set_password_hash(&txn, user.id, hash, now).await?;
+        users::change_password(&txn, user.id, hash, now).await?;
         let revoked_sessions =
             sessions::revoke_others(&txn, user.id, current.session.id, &self.policy, now).await?;
         txn.commit().await?;

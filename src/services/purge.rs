@@ -45,7 +45,7 @@ pub async fn run(
             Ok(deleted) => tracing::info!(deleted, "purged ended sessions"),
             Err(err) => tracing::warn!(error = ?err, "purge failed; will retry"),
         }
-        if let Err(err) = throttle.purge().await {
+        if let Err(err) = throttle.purge(Utc::now()).await {
             tracing::warn!(error = ?err, "purging sign-in counters failed; will retry");
         }
     }

@@ -1,88 +1,138 @@
-//! Brute-force protection: failed sign-ins are counted per account and per
-//! client address in the database, so the limits hold across nodes and
-//! restarts. Successes never count; a success clears its account's counter.
+//! Brute-force protection. Every password attempt is counted against its
+//! account and its client address *before* the password is checked, in the
+//! database, so the limits hold for attempts in flight together, across
+//! nodes and restarts. A success then clears its account's count and gives
+//! its address back the attempt. Sign-ups are counted per address the same
+//! way, and never given back.
 
-use chrono::Utc;
-use sea_orm::DatabaseConnection;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use sha2::{Digest, Sha256};
 
+use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
-use crate::domain::throttle_policy::{ThrottlePolicy, retry_after};
+use crate::domain::throttle_policy::{Admission, ThrottlePolicy, retry_after};
 use crate::error::AppError;
 use crate::repo::throttles;
 
-/// The per-account and per-address limits on failed sign-ins.
+/// Rounds of compare-and-set before giving up. Each round one contender
+/// per key wins, and a key that locks refuses the rest without writing.
+const MAX_ROUNDS: usize = 64;
+
+/// The per-account, per-address and sign-up limits.
 #[derive(Clone)]
 pub struct LoginThrottle {
     db: DatabaseConnection,
-    account: ThrottlePolicy,
-    address: ThrottlePolicy,
+    policies: ThrottlePolicies,
+}
+
+/// Attempts counted for one password check, to settle when it is done.
+#[must_use = "a reservation is settled by `succeeded`, or stays counted"]
+pub struct Reservation {
+    account: String,
+    address: Option<String>,
 }
 
 impl LoginThrottle {
     /// Wires the limits to the database.
-    pub fn new(db: DatabaseConnection, account: ThrottlePolicy, address: ThrottlePolicy) -> Self {
-        Self {
-            db,
-            account,
-            address,
-        }
+    pub fn new(db: DatabaseConnection, policies: ThrottlePolicies) -> Self {
+        Self { db, policies }
     }
 
-    /// Refuses the attempt with `RATE_LIMITED` while the account or the
-    /// address is locked. Runs before any hashing, so a locked key costs
-    /// nothing; it refuses even the right password, or locking would not
-    /// slow guessing at all.
-    pub async fn check(&self, email: &Email, ip: Option<&str>) -> Result<(), AppError> {
-        let keys: Vec<String> = self.keys(email, ip).map(|(key, _)| key).collect();
-        let now = Utc::now();
-        match throttles::locked_until(&self.db, &keys, now).await? {
-            Some(until) => Err(AppError::RateLimited {
-                retry_after: retry_after(now, until).unwrap_or(1),
-            }),
-            None => Ok(()),
-        }
+    /// Counts a password attempt for `email` from `ip`, or refuses it with
+    /// `RATE_LIMITED` while either is locked. Nothing is hashed before this.
+    pub async fn reserve(
+        &self,
+        email: &Email,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, AppError> {
+        let account = account_key(email);
+        let address = ip.map(|ip| address_key("ip", ip));
+        let mut keys = vec![(account.clone(), self.policies.account)];
+        keys.extend(address.clone().map(|key| (key, self.policies.address)));
+        self.count(&keys, now).await?;
+        Ok(Reservation { account, address })
     }
 
-    /// Counts a failure against the account and the address, locking either
-    /// that reaches its limit.
-    pub async fn record_failure(&self, email: &Email, ip: Option<&str>) -> Result<(), AppError> {
-        let now = Utc::now();
-        for (key, policy) in self.keys(email, ip) {
-            let failures =
-                throttles::record_failure(&self.db, &key, now, policy.window_start(now)).await?;
-            if let Some(lockout) = policy.lockout_after(failures) {
-                throttles::lock(&self.db, &key, now + lockout).await?;
-                tracing::warn!(kind = key.split(':').next(), failures, "sign-in locked");
-            }
+    /// The password was right: forget the account's count, and give the
+    /// address back its attempt (one good password must not wash away
+    /// guesses at other accounts).
+    pub async fn succeeded(&self, reservation: Reservation) -> Result<(), AppError> {
+        throttles::clear(&self.db, &reservation.account).await?;
+        if let Some(address) = &reservation.address {
+            throttles::give_back(&self.db, address).await?;
         }
         Ok(())
     }
 
-    /// A successful sign-in clears its account's counter (not the address's:
-    /// one good password must not wash away guesses at other accounts).
-    pub async fn record_success(&self, email: &Email) -> Result<(), AppError> {
-        Ok(throttles::clear(&self.db, &account_key(email)).await?)
+    /// Counts a sign-up from `ip`, or refuses it while the address is locked.
+    pub async fn reserve_registration(
+        &self,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let key = address_key("register", ip);
+        self.count(&[(key, self.policies.registration)], now).await
     }
 
     /// Deletes counters that have gone quiet and are not locked.
-    pub async fn purge(&self) -> Result<u64, AppError> {
-        let now = Utc::now();
-        let quiet_since = self
-            .account
-            .window_start(now)
-            .min(self.address.window_start(now));
-        Ok(throttles::purge(&self.db, quiet_since, now).await?)
+    pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
+        let p = &self.policies;
+        let quiet_since = [p.account, p.address, p.registration]
+            .iter()
+            .map(|policy| policy.window_start(now))
+            .min()
+            .unwrap_or(now);
+        Ok(throttles::purge(&self.db, quiet_since).await?)
     }
 
-    fn keys<'a>(
+    /// Counts one attempt on every key, all or none: read, decide, then
+    /// compare-and-set each key in one transaction; a lost race reads again.
+    async fn count(
         &self,
-        email: &Email,
-        ip: Option<&'a str>,
-    ) -> impl Iterator<Item = (String, ThrottlePolicy)> + 'a {
-        let account = (account_key(email), self.account);
-        let address = ip.map(|ip| (format!("ip:{ip}"), self.address));
-        std::iter::once(account).chain(address)
+        keys: &[(String, ThrottlePolicy)],
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
+        for _ in 0..MAX_ROUNDS {
+            let rows = throttles::find(&self.db, &names).await?;
+            let mut writes = Vec::with_capacity(keys.len());
+            for (key, policy) in keys {
+                let row = rows.iter().find(|row| &row.key == key);
+                match policy.admit(now, row.map(throttles::state)) {
+                    Admission::Refused(until) => {
+                        tracing::info!(kind = key_kind(key), "attempt refused: locked");
+                        return Err(AppError::RateLimited {
+                            retry_after: retry_after(now, until).unwrap_or(1),
+                        });
+                    }
+                    Admission::Admitted(state) => writes.push((key, row.map(|r| r.version), state)),
+                }
+            }
+            let txn = self.db.begin().await?;
+            let mut won = true;
+            for (key, version, state) in &writes {
+                if !throttles::compare_and_set(&txn, key, *version, state).await? {
+                    won = false;
+                    break;
+                }
+            }
+            if won {
+                txn.commit().await?;
+                for (key, _, state) in &writes {
+                    if state.locked_until.is_some_and(|until| until > now) {
+                        tracing::warn!(kind = key_kind(key), attempts = state.attempts, "locked");
+                    }
+                }
+                return Ok(());
+            }
+            txn.rollback().await?;
+        }
+        Err(AppError::Overloaded)
     }
 }
 
@@ -93,4 +143,44 @@ fn account_key(email: &Email) -> String {
         "account:{}",
         hex::encode(Sha256::digest(email.as_str().as_bytes()))
     )
+}
+
+/// An IPv4 address, or the /64 of an IPv6 one: one allocation usually holds
+/// a whole /64, and rotating within it must not reset the count.
+fn address_key(kind: &str, ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("{kind}:{v4}"),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{kind}:{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+    }
+}
+
+fn key_kind(key: &str) -> &str {
+    key.split(':').next().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:eeee:dddd:cccc".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key("ip", a), "ip:2001:db8:1:2::/64");
+        assert_eq!(address_key("ip", a), address_key("ip", b));
+        assert_ne!(address_key("ip", a), address_key("ip", other));
+    }
+
+    #[test]
+    fn ipv4_clients_are_keyed_by_their_address_however_written() {
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key("ip", v4), "ip:192.0.2.7");
+        assert_eq!(address_key("ip", mapped), "ip:192.0.2.7");
+        assert_eq!(address_key("register", v4), "register:192.0.2.7");
+    }
 }

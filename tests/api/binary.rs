@@ -1,14 +1,12 @@
 //! The `gatehouse` binary as a user runs it: subcommands, settings, and a
 //! black-box session over HTTP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+use crate::helpers::{BIN, serve, signal, sqlite_url};
 
 fn gatehouse(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);
@@ -89,84 +87,6 @@ fn migrate_creates_the_tables() {
             .status
             .success()
     );
-}
-
-/// A `gatehouse serve` process on port 0, with its log collected.
-pub struct Server {
-    child: Child,
-    pub addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-/// Runs `gatehouse serve` on port 0 and waits until it listens.
-pub fn serve(url: &str, rust_log: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
-        .env("GATEHOUSE_DATABASE_URL", url)
-        .env("RUST_LOG", rust_log)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gatehouse serve starts");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let log = Arc::new(Mutex::new(String::new()));
-    let addr = loop {
-        let line = lines.next().expect("serve printed its address").unwrap();
-        log.lock().unwrap().push_str(&line);
-        if let Some(rest) = line.split("gatehouse listening addr=").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    // Keep draining so the server never blocks on a full pipe.
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    Server { child, addr, log }
-}
-
-impl Server {
-    pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .post(format!("http://{}/graphql", self.addr))
-            .json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.unwrap(),
-        )
-    }
-
-    pub fn terminate(mut self) -> (bool, String) {
-        signal(&self.child, "-TERM");
-        let exited_cleanly = self.child.wait().unwrap().success();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let log = self.log.lock().unwrap().clone();
-        (exited_cleanly, log)
-    }
-}
-
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
-    format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gatehouse.db").display()
-    )
 }
 
 fn register(email: &str, password: &str) -> Value {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::binary::{serve, sqlite_url};
+use crate::helpers::{serve, sqlite_url};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -1,7 +1,9 @@
 //! `spawn_app()` and one helper per operation, so tests read like the seed.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
+use std::process::{Child, Command as Process, Stdio};
+use std::sync::Mutex;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ use crate::operations::{
     RevokeSession, change_password, login, logout, me, refresh_session, register,
     revoke_other_sessions, revoke_session,
 };
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 /// A password that satisfies the policy.
 pub const PASSWORD: &str = "correct horse battery";
@@ -230,6 +235,9 @@ pub async fn spawn_app_on(
     settings.listen = "127.0.0.1:0".parse().unwrap();
     settings.database.database_url = database.url.parse().unwrap();
     settings.database.db_max_connections = 5;
+    // Every test signs its users up from 127.0.0.1; the sign-up limit has
+    // tests of its own.
+    settings.login_limits.register_max_per_ip = 1_000_000;
     configure(&mut settings);
     let mut app = TestApp {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -439,4 +447,84 @@ pub fn timestamp(value: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(value.as_str().expect("timestamp string"))
         .expect("RFC 3339")
         .with_timezone(&Utc)
+}
+
+/// A `gatehouse serve` process on port 0, with its log collected.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+/// Runs `gatehouse serve` on port 0 and waits until it listens.
+pub fn serve(url: &str, rust_log: &str) -> Server {
+    let mut child = Process::new(BIN)
+        .arg("serve")
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_DATABASE_URL", url)
+        // These tests sign many users up from one address.
+        .env("GATEHOUSE_REGISTER_MAX_PER_IP", "1000000")
+        .env("RUST_LOG", rust_log)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gatehouse serve starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let log = Arc::new(Mutex::new(String::new()));
+    let addr = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        log.lock().unwrap().push_str(&line);
+        if let Some(rest) = line.split("gatehouse listening addr=").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    // Keep draining so the server never blocks on a full pipe.
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    Server { child, addr, log }
+}
+
+impl Server {
+    pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{}/graphql", self.addr))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    }
+
+    pub fn terminate(mut self) -> (bool, String) {
+        signal(&self.child, "-TERM");
+        let exited_cleanly = self.child.wait().unwrap().success();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let log = self.log.lock().unwrap().clone();
+        (exited_cleanly, log)
+    }
+}
+
+pub fn signal(child: &Child, signal: &str) {
+    let status = Process::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gatehouse.db").display()
+    )
 }

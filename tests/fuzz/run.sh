@@ -13,6 +13,7 @@ url="http://127.0.0.1:$port/graphql"
 GATEHOUSE_LISTEN="127.0.0.1:$port" \
 GATEHOUSE_DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc" \
 GATEHOUSE_LOGIN_MAX_FAILURES=1000000 GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP=1000000 \
+GATEHOUSE_REGISTER_MAX_PER_IP=1000000 \
   "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT

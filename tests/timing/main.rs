@@ -10,4 +10,5 @@ mod helpers;
 #[path = "../api/operations.rs"]
 mod operations;
 
+mod document_attack;
 mod enumeration;
