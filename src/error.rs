@@ -195,25 +195,45 @@ impl AppError {
     }
 }
 
-/// The HTTP status for each code: the one table of it.
-pub fn status_for_code(code: &str) -> StatusCode {
-    match code {
-        "UNAUTHENTICATED" => StatusCode::UNAUTHORIZED,
-        "RATE_LIMITED" => StatusCode::TOO_MANY_REQUESTS,
-        // A request refused before execution, as GraphQL over HTTP asks.
-        "BAD_REQUEST"
-        | "GRAPHQL_VALIDATION_FAILED"
-        | "QUERY_TOO_DEEP"
-        | "QUERY_TOO_COMPLEX"
-        | "TOO_MANY_ALIASES"
-        | "TOO_MANY_ROOT_FIELDS"
-        | "TOO_MANY_PASSWORD_CHECKS" => StatusCode::BAD_REQUEST,
-        "PAYLOAD_TOO_LARGE" => StatusCode::PAYLOAD_TOO_LARGE,
-        "UNSUPPORTED_MEDIA_TYPE" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "SERVICE_UNAVAILABLE" | "TIMEOUT" => StatusCode::SERVICE_UNAVAILABLE,
-        "INTERNAL" => StatusCode::INTERNAL_SERVER_ERROR,
-        // Operation-level failures (bad input, wrong password, not found)
-        // are ordinary GraphQL errors.
+impl AppError {
+    /// The HTTP status of a response carrying this error: the one table of it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Refused before execution, as GraphQL over HTTP asks.
+            Self::QueryRejected(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Operation-level failures are ordinary GraphQL errors.
+            Self::InvalidCredentials
+            | Self::BadUserInput(_)
+            | Self::EmailTaken
+            | Self::NotFound => StatusCode::OK,
+        }
+    }
+
+    /// This error as async-graphql reports it outside any resolver, keeping
+    /// its status.
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let error = async_graphql::Error::from(self);
+        let mut server_error = async_graphql::ServerError::new(error.message, None);
+        server_error.source = error.source;
+        server_error.extensions = error.extensions;
+        server_error
+    }
+}
+
+/// The status of an error async-graphql raised itself, which carries no
+/// [`AppError`]: a document that does not parse or validate is refused
+/// before execution; an argument that cannot be coerced fails its field.
+fn library_error_status(error: &async_graphql::ServerError) -> StatusCode {
+    match error_code(error) {
+        Some("GRAPHQL_VALIDATION_FAILED") => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     }
 }
@@ -223,8 +243,11 @@ pub fn status_for_response(response: &async_graphql::Response) -> StatusCode {
     response
         .errors
         .iter()
-        .filter_map(|e| error_code(e))
-        .map(status_for_code)
+        .map(|e| {
+            e.source::<StatusCode>()
+                .copied()
+                .unwrap_or_else(|| library_error_status(e))
+        })
         .max_by_key(|status| match *status {
             StatusCode::OK => 0,
             StatusCode::UNAUTHORIZED => 1,
@@ -334,7 +357,11 @@ impl From<AppError> for async_graphql::Error {
     fn from(err: AppError) -> Self {
         err.log();
         let code = err.code();
-        async_graphql::Error::new(err.message()).extend_with(|_, ext| {
+        let mut error = async_graphql::Error::new(err.message());
+        // The status travels with the error, so the response's status is
+        // read from the enum, not looked up from the code.
+        error.source = Some(std::sync::Arc::new(err.status()));
+        error.extend_with(|_, ext| {
             ext.set("code", code);
             match &err {
                 AppError::Unauthenticated(failure) => ext.set("reason", failure.reason()),
@@ -349,10 +376,9 @@ impl From<AppError> for async_graphql::Error {
 /// an unusable request), shaped like a GraphQL response.
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let error = async_graphql::Error::from(self);
-        let mut server_error = async_graphql::ServerError::new(error.message, None);
-        server_error.extensions = error.extensions;
-        graphql_response(async_graphql::Response::from_errors(vec![server_error]))
+        graphql_response(async_graphql::Response::from_errors(vec![
+            self.into_server_error(),
+        ]))
     }
 }
 
@@ -365,4 +391,61 @@ pub fn graphql_response(response: async_graphql::Response) -> Response {
     *http.status_mut() = status;
     add_status_headers(&mut http, &errors);
     http
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(status, code)` for each row of the README's error table.
+    fn documented() -> Vec<(u16, String)> {
+        include_str!("../README.md")
+            .lines()
+            .filter_map(|line| {
+                let mut cells = line.split('|').map(str::trim).skip(1);
+                let status = cells.next()?.parse().ok()?;
+                let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((status, code.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_error_has_the_status_the_readme_documents() {
+        let errors = [
+            AppError::Unauthenticated(AuthFailure::IdleTimeout),
+            AppError::InvalidCredentials,
+            AppError::BadUserInput(String::new()),
+            AppError::EmailTaken,
+            AppError::NotFound,
+            AppError::RateLimited { retry_after: 1 },
+            AppError::QueryRejected(QueryLimit::Depth),
+            AppError::QueryRejected(QueryLimit::Complexity),
+            AppError::QueryRejected(QueryLimit::Aliases),
+            AppError::QueryRejected(QueryLimit::RootFields),
+            AppError::QueryRejected(QueryLimit::PasswordChecks),
+            AppError::QueryRejected(QueryLimit::FragmentCycle("F".into())),
+            AppError::BadRequest(String::new()),
+            AppError::PayloadTooLarge,
+            AppError::UnsupportedMediaType,
+            AppError::Overloaded,
+            AppError::Timeout,
+            AppError::internal(anyhow::anyhow!("bug")),
+        ];
+        let table = documented();
+        assert!(table.len() >= 20, "README error table not found");
+        for error in &errors {
+            let rows: Vec<_> = table.iter().filter(|(_, c)| c == error.code()).collect();
+            assert!(!rows.is_empty(), "{} is not documented", error.code());
+            for (status, _) in rows {
+                assert_eq!(*status, error.status().as_u16(), "{}", error.code());
+            }
+        }
+        for (_, code) in &table {
+            assert!(
+                errors.iter().any(|e| e.code() == code) || code == "GRAPHQL_VALIDATION_FAILED",
+                "{code} is documented but no error has it"
+            );
+        }
+    }
 }

@@ -2,12 +2,15 @@
 //!
 //! The request flows guard → resolver → service → repository → database.
 
+pub mod clock;
 pub mod config;
+pub mod context;
 pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod repo;
 pub mod services;
+pub mod session_cookie;
 pub mod startup;
 pub mod telemetry;

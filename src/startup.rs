@@ -20,10 +20,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
-use crate::http::cookie::SessionCookie;
 use crate::http::guard::Guard;
 use crate::http::{graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
@@ -31,6 +31,7 @@ use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
 use crate::services::purge;
 use crate::services::throttle::LoginThrottle;
+use crate::session_cookie::SessionCookie;
 
 /// Any fixed 64-bit number, unique to Gatehouse's migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
@@ -52,11 +53,17 @@ struct Purge {
     policy: SessionPolicy,
     retention: Duration,
     interval: Duration,
+    clock: Clock,
 }
 
 impl Application {
     /// Validates settings, connects, migrates, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::System).await
+    }
+
+    /// As [`Application::build`], judging every request by `clock`.
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
         let db = connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
@@ -71,6 +78,7 @@ impl Application {
             settings.session_policy(),
             passwords,
             throttle.clone(),
+            clock.clone(),
         );
         let router = router(auth, db.clone(), &settings);
         let listener = TcpListener::bind(settings.listen)
@@ -82,6 +90,7 @@ impl Application {
             policy: settings.session_policy(),
             retention: settings.session_retention,
             interval: settings.purge_interval,
+            clock,
         };
         Ok(Self {
             listener,
@@ -106,8 +115,9 @@ impl Application {
             policy,
             retention,
             interval,
+            clock,
         } = self.purge;
-        let purge = tokio::spawn(purge::run(db, throttle, policy, retention, interval));
+        let purge = tokio::spawn(purge::run(db, throttle, policy, retention, interval, clock));
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
         let served = axum::serve(
             self.listener,
@@ -128,11 +138,11 @@ fn router(auth: AuthService, db: DatabaseConnection, settings: &Settings) -> Rou
         .then(|| SessionCookie::new(web.cookie_secure));
     let schema = schema::build(auth.clone(), cookie, web.introspection);
     // Only POST executes operations, so no mutation can ride on a GET.
-    let execute = post(graphql::graphql)
+    let execute = post(graphql::execute)
         .with_state(schema)
         .layer(axum::middleware::from_fn_with_state(
             Guard { auth, cookie },
-            guard::guard,
+            guard::authenticate_request,
         ))
         .layer(axum::middleware::from_fn_with_state(
             settings.request_timeout,

@@ -1,6 +1,7 @@
 //! Values and rules with no I/O: what an e-mail, a password and a token are,
 //! and when a session ends.
 
+pub mod client;
 pub mod email;
 pub mod password;
 pub mod session_policy;

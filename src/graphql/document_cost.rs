@@ -10,13 +10,16 @@ use std::collections::HashMap;
 
 use async_graphql::Positioned;
 use async_graphql::parser::types::{
-    ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
+    Directive, ExecutableDocument, FragmentDefinition, OperationType, Selection, SelectionSet,
 };
+use async_graphql_value::{ConstValue, Name, Value};
 
 /// The expanded cost of one selection set, relative to where it is used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cost {
-    /// Fields, fragment spreads and inline fragments, each counted per use.
+    /// Fields, fragment spreads, inline fragments and variable references
+    /// in arguments, each counted per use: validation checks every
+    /// operation against every variable its fragments use.
     pub selections: usize,
     /// Aliased fields.
     pub aliases: usize,
@@ -39,12 +42,15 @@ pub struct WalkLimits {
     pub nesting: usize,
     pub directives: usize,
     pub arguments: usize,
+    /// Deepest list or object nesting in an argument or default value:
+    /// validation and dropping a value both recurse once per level.
+    pub value_depth: usize,
 }
 
 /// Why the walk stopped early.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WalkError {
-    /// Nested deeper than [`WalkLimits::nesting`].
+    /// Nested deeper than [`WalkLimits::nesting`] or [`WalkLimits::value_depth`].
     Nesting,
     Directives,
     Arguments,
@@ -77,8 +83,15 @@ pub fn measure(
     let mut operations = Vec::new();
     for (_, operation) in document.operations.iter() {
         let operation = &operation.node;
-        walk.directives(operation.directives.len())?;
-        let cost = walk.selection_set(&operation.selection_set, 0)?;
+        let mut uses = walk.directives(&operation.directives)?;
+        for variable in &operation.variable_definitions {
+            uses += walk.directives(&variable.node.directives)?;
+            if let Some(default) = &variable.node.default_value {
+                walk.const_value(&default.node, 1)?;
+            }
+        }
+        let mut cost = walk.selection_set(&operation.selection_set, 0)?;
+        cost.selections = cost.selections.saturating_add(uses);
         operations.push((operation.ty, cost));
     }
     Ok(DocumentCost {
@@ -115,8 +128,9 @@ impl<'a> Walk<'a> {
             None => {}
         }
         self.memo.insert(name, State::InProgress);
-        self.directives(fragment.node.directives.len())?;
+        let uses = self.directives(&fragment.node.directives)?;
         let mut cost = self.selection_set(&fragment.node.selection_set, at)?;
+        cost.selections = cost.selections.saturating_add(uses);
         if fragment.node.type_condition.node.on.node.starts_with("__") {
             // Only reachable inside introspection: all its depth is there.
             cost.introspection_depth = cost.introspection_depth.max(cost.depth);
@@ -153,10 +167,8 @@ impl<'a> Walk<'a> {
         let inner = match selection {
             Selection::Field(field) => {
                 let field = &field.node;
-                self.directives(field.directives.len())?;
-                if field.arguments.len() > self.limits.arguments {
-                    return Err(WalkError::Arguments);
-                }
+                let uses =
+                    self.directives(&field.directives)? + self.arguments(&field.arguments)?;
                 let sub = self.selection_set(&field.selection_set, at)?;
                 let name = field.name.node.as_str();
                 let (depth, introspection_depth) = if matches!(name, "__schema" | "__type") {
@@ -166,7 +178,7 @@ impl<'a> Walk<'a> {
                     (1 + sub.depth, if inner > 0 { 1 + inner } else { 0 })
                 };
                 return Ok(Cost {
-                    selections: sub.selections.saturating_add(1),
+                    selections: sub.selections.saturating_add(1 + uses),
                     aliases: sub
                         .aliases
                         .saturating_add(usize::from(field.alias.is_some())),
@@ -178,30 +190,80 @@ impl<'a> Walk<'a> {
                 });
             }
             Selection::InlineFragment(fragment) => {
-                self.directives(fragment.node.directives.len())?;
-                self.selection_set(&fragment.node.selection_set, at)?
+                let uses = self.directives(&fragment.node.directives)?;
+                (uses, self.selection_set(&fragment.node.selection_set, at)?)
             }
             Selection::FragmentSpread(spread) => {
-                self.directives(spread.node.directives.len())?;
+                let uses = self.directives(&spread.node.directives)?;
                 let name = spread.node.fragment_name.node.as_str();
-                match self.document.fragments.get_key_value(name) {
+                let cost = match self.document.fragments.get_key_value(name) {
                     Some((name, fragment)) => self.fragment(name.as_str(), fragment, at)?,
                     // Unknown: validation refuses it later; it costs one visit.
                     None => Cost::default(),
-                }
+                };
+                (uses, cost)
             }
         };
+        let (uses, inner) = inner;
         Ok(Cost {
-            selections: inner.selections.saturating_add(1),
+            selections: inner.selections.saturating_add(1 + uses),
             nesting: inner.nesting + 1,
             ..inner
         })
     }
 
-    fn directives(&self, count: usize) -> Result<(), WalkError> {
-        if count > self.limits.directives {
+    /// Checks directives and their arguments; returns the variable uses.
+    fn directives(&self, directives: &[Positioned<Directive>]) -> Result<usize, WalkError> {
+        if directives.len() > self.limits.directives {
             return Err(WalkError::Directives);
         }
-        Ok(())
+        directives.iter().try_fold(0usize, |uses, directive| {
+            Ok(uses.saturating_add(self.arguments(&directive.node.arguments)?))
+        })
+    }
+
+    /// Checks arguments and their values; returns the variable uses.
+    fn arguments(
+        &self,
+        arguments: &[(Positioned<Name>, Positioned<Value>)],
+    ) -> Result<usize, WalkError> {
+        if arguments.len() > self.limits.arguments {
+            return Err(WalkError::Arguments);
+        }
+        arguments.iter().try_fold(0usize, |uses, (_, value)| {
+            Ok(uses.saturating_add(self.value(&value.node, 1)?))
+        })
+    }
+
+    /// Checks a value's nesting (stopping at the limit, so this recursion is
+    /// bounded too); returns its variable uses.
+    fn value(&self, value: &Value, depth: usize) -> Result<usize, WalkError> {
+        if depth > self.limits.value_depth {
+            return Err(WalkError::Nesting);
+        }
+        let inner: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Variable(_) => return Ok(1),
+            Value::List(items) => Box::new(items.iter()),
+            Value::Object(fields) => Box::new(fields.values()),
+            _ => return Ok(0),
+        };
+        inner.into_iter().try_fold(0usize, |uses, item| {
+            Ok(uses.saturating_add(self.value(item, depth + 1)?))
+        })
+    }
+
+    fn const_value(&self, value: &ConstValue, depth: usize) -> Result<(), WalkError> {
+        if depth > self.limits.value_depth {
+            return Err(WalkError::Nesting);
+        }
+        match value {
+            ConstValue::List(items) => items
+                .iter()
+                .try_for_each(|v| self.const_value(v, depth + 1)),
+            ConstValue::Object(fields) => fields
+                .values()
+                .try_for_each(|v| self.const_value(v, depth + 1)),
+            _ => Ok(()),
+        }
     }
 }

@@ -49,8 +49,10 @@ pub const MAX_DIRECTIVES: usize = 8;
 pub const MAX_ARGUMENTS: usize = 8;
 /// Most variables one operation declares.
 pub const MAX_VARIABLES: usize = 32;
+/// Deepest list or object nesting in one argument or default value.
+pub const MAX_VALUE_DEPTH: usize = 16;
 /// Deepest nesting of brackets of any kind in the query text, checked
-/// before the parser, which recurses once per level.
+/// before the parser, which recurses (kilobytes of stack) once per level.
 pub const MAX_BRACKETS: usize = 64;
 
 /// The mutations that verify or set a password, each one argon2 run.
@@ -96,14 +98,14 @@ impl Extension for QueryLimitsExtension {
             parse(&query)
         })
         .await
-        .map_err(|e| server_error(AppError::internal(e)))?
+        .map_err(|e| AppError::internal(e).into_server_error())?
     }
 }
 
 /// Parses `query` and measures it against every limit.
 pub fn parse(query: &str) -> ServerResult<ExecutableDocument> {
     if bracket_depth(query) > MAX_BRACKETS {
-        return Err(rejected(QueryLimit::Nesting));
+        return Err(AppError::QueryRejected(QueryLimit::Nesting).into_server_error());
     }
     let document = async_graphql::parser::parse_query(query)?;
     check(&document).map_err(rejected)?;
@@ -111,14 +113,7 @@ pub fn parse(query: &str) -> ServerResult<ExecutableDocument> {
 }
 
 fn rejected(limit: QueryLimit) -> ServerError {
-    server_error(AppError::QueryRejected(limit))
-}
-
-fn server_error(error: AppError) -> ServerError {
-    let error = async_graphql::Error::from(error);
-    let mut server_error = ServerError::new(error.message, None);
-    server_error.extensions = error.extensions;
-    server_error
+    AppError::QueryRejected(limit).into_server_error()
 }
 
 /// Measures a parsed document against every limit, in linear time.
@@ -127,6 +122,7 @@ pub fn check(document: &ExecutableDocument) -> Result<(), QueryLimit> {
         nesting: MAX_NESTING,
         directives: MAX_DIRECTIVES,
         arguments: MAX_ARGUMENTS,
+        value_depth: MAX_VALUE_DEPTH,
     };
     let cost = document_cost::measure(document, limits, PASSWORD_FIELDS).map_err(|e| match e {
         WalkError::Nesting => QueryLimit::Nesting,
@@ -174,45 +170,65 @@ pub fn check(document: &ExecutableDocument) -> Result<(), QueryLimit> {
     Ok(())
 }
 
-/// The deepest nesting of `{`, `[` and `(` outside strings and comments.
+/// The deepest nesting of `{`, `[` and `(` outside strings and comments,
+/// read as the parser reads them.
 fn bracket_depth(query: &str) -> usize {
     let bytes = query.as_bytes();
     let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
     while i < bytes.len() {
-        match bytes[i] {
+        let rest = &bytes[i..];
+        i += match rest[0] {
             b'{' | b'[' | b'(' => {
                 depth += 1;
                 max = max.max(depth);
+                1
             }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
-            b'#' => {
-                while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
-                    i += 1;
-                }
+            b'}' | b']' | b')' => {
+                depth = depth.saturating_sub(1);
+                1
             }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    // An escaped \""" does not end a block string.
-                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
-                        4
-                    } else {
-                        1
-                    };
-                }
-                i += 2;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n') {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-            }
-            _ => {}
-        }
-        i += 1;
+            b'#' => rest
+                .iter()
+                .position(|b| matches!(b, b'\n' | b'\r'))
+                .unwrap_or(rest.len()),
+            // A block string ends at the first unescaped `"""`. Without one
+            // the parser reads `""`, an empty string, and goes on.
+            b'"' if rest.starts_with(b"\"\"\"") => block_string_len(rest).unwrap_or(2),
+            b'"' => string_len(rest),
+            _ => 1,
+        };
     }
     max
+}
+
+/// The length of the block string `rest` starts with, if it is closed.
+fn block_string_len(rest: &[u8]) -> Option<usize> {
+    let mut i = 3;
+    while i < rest.len() {
+        if rest[i..].starts_with(b"\\\"\"\"") {
+            i += 4;
+        } else if rest[i..].starts_with(b"\"\"\"") {
+            return Some(i + 3);
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// The length of the string `rest` starts with, up to its closing quote or
+/// the end of the line (where the parser fails).
+fn string_len(rest: &[u8]) -> usize {
+    let mut i = 1;
+    while i < rest.len() {
+        match rest[i] {
+            b'"' => return i + 1,
+            b'\n' | b'\r' => return i,
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    rest.len()
 }
 
 #[cfg(test)]
@@ -401,13 +417,41 @@ mod tests {
     }
 
     #[test]
-    fn brackets_are_counted_outside_strings_and_comments() {
+    fn nested_values_are_bounded_wherever_they_are() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let ok = deep(MAX_VALUE_DEPTH - 1);
+        assert_eq!(check_query(&format!("{{ me(a: {ok}) {{ x }} }}")), Ok(()));
+        let past = deep(MAX_VALUE_DEPTH);
+        for query in [
+            format!("{{ me(a: {past}) {{ x }} }}"),
+            format!("{{ me @skip(if: {past}) {{ x }} }}"),
+            format!("query($v: [Int] = {past}) {{ x }}"),
+            format!("{{ me(a: {{b: {past}}}) {{ x }} }}"),
+            // The block string that is not one: `""` then `"x"`.
+            format!(r#"{{ me(a: ["""x"], b: {past}) {{ x }} }}"#),
+        ] {
+            assert_eq!(check_query(&query), Err(QueryLimit::Nesting), "{query}");
+        }
+    }
+
+    #[test]
+    fn brackets_are_counted_as_the_parser_reads_them() {
         assert_eq!(bracket_depth("{ a { b(x: [1, {c: 2}]) } }"), 5);
         assert_eq!(bracket_depth(r#"{ a(s: "{{{{ \" [[[") }"#), 2);
         assert_eq!(bracket_depth("{ a # {{{{{\n }"), 1);
         assert_eq!(bracket_depth(r#"{ a(s: """ {{{ \""" {{ """) }"#), 2);
+        // Not a block string: `""` then `"x"`, and the brackets after count.
+        assert_eq!(bracket_depth(r#"{ a(s: ["""x"], t: [[[1]]]) }"#), 5);
         let deep = format!("{}{}", "{a".repeat(10_000), "}".repeat(10_000));
         assert_eq!(bracket_depth(&deep), 10_000);
         assert!(parse(&deep).is_err());
+    }
+
+    #[test]
+    fn variable_uses_count_per_operation_that_reaches_them() {
+        let variables: String = (0..50).map(|i| format!("$v{i} ")).collect();
+        let operations: String = (0..30).map(|i| format!("query Q{i} {{ ...F }} ")).collect();
+        let query = format!("{operations} fragment F on Query {{ me(a: [{variables}]) {{ x }} }}");
+        assert_eq!(check_query(&query), Err(QueryLimit::Complexity));
     }
 }

@@ -3,7 +3,7 @@
 
 use async_graphql::{Context, Object, Result};
 use axum::http::header;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -11,9 +11,9 @@ use crate::graphql::types::{
     AuthPayload, ChangePasswordInput, ChangePasswordPayload, LoginInput, RefreshSessionPayload,
     RegisterInput, RevokeSessionInput, RevokeSessionPayload, Session,
 };
-use crate::graphql::{auth_service, current, request_auth};
-use crate::http::cookie::SessionCookie;
-use crate::services::auth::{AuthService, SignedIn};
+use crate::graphql::{auth_service, request, signed_in};
+use crate::services::auth::SignedIn;
+use crate::session_cookie::SessionCookie;
 
 /// The root of every write.
 pub struct Mutation;
@@ -27,10 +27,12 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The new account's e-mail and password.")] input: RegisterInput,
     ) -> Result<AuthPayload> {
-        let auth = auth_service(ctx)?;
-        let client = request_auth(ctx)?.client.info();
-        let signed_in = auth.register(&input.email, input.password, &client).await?;
-        Ok(signed_in_payload(ctx, signed_in, auth))
+        let request = request(ctx)?;
+        let client = request.client.info();
+        let signed_in = auth_service(ctx)?
+            .register(&input.email, input.password, &client, request.now)
+            .await?;
+        Ok(signed_in_payload(ctx, signed_in, request.now))
     }
 
     /// Signs in with e-mail and password, opening a new session with a new token.
@@ -39,18 +41,20 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's e-mail and password.")] input: LoginInput,
     ) -> Result<AuthPayload> {
-        let auth = auth_service(ctx)?;
-        let client = request_auth(ctx)?.client.info();
-        let signed_in = auth.login(&input.email, input.password, &client).await?;
-        Ok(signed_in_payload(ctx, signed_in, auth))
+        let request = request(ctx)?;
+        let client = request.client.info();
+        let signed_in = auth_service(ctx)?
+            .login(&input.email, input.password, &client, request.now)
+            .await?;
+        Ok(signed_in_payload(ctx, signed_in, request.now))
     }
 
     /// Records activity now, sliding the idle window; the absolute cap stays.
     /// Needs a session token.
     async fn refresh_session(&self, ctx: &Context<'_>) -> Result<RefreshSessionPayload> {
-        let auth = auth_service(ctx)?;
-        let session = auth.refresh(current(ctx)?).await?;
-        let session = Session::of_current(&session, auth.policy());
+        let (request, current) = signed_in(ctx)?;
+        let refreshed = auth_service(ctx)?.refresh(current, request.now).await?;
+        let session = Session::of_current(&refreshed);
         Ok(RefreshSessionPayload {
             expires_at: session.expires_at,
             session,
@@ -64,23 +68,20 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Which of your sessions to sign out.")] input: RevokeSessionInput,
     ) -> Result<RevokeSessionPayload> {
-        let auth = auth_service(ctx)?;
-        let current = current(ctx)?;
+        let (request, current) = signed_in(ctx)?;
         let id = Uuid::parse_str(&input.session_id)
             .map_err(|_| AppError::BadUserInput("sessionId must be a UUID".into()))?;
-        let session = auth.revoke(current, id).await?;
+        let (session, expiry) = auth_service(ctx)?.revoke(current, id, request.now).await?;
         Ok(RevokeSessionPayload {
-            session: Session::new(&session, auth.policy(), current.session.id),
+            session: Session::new(&session, &expiry, current.session.id),
         })
     }
 
     /// Signs out the current session (and clears the session cookie, if
     /// cookies are on). Needs a session token.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
-        let current = current(ctx)?;
-        auth_service(ctx)?
-            .revoke(current, current.session.id)
-            .await?;
+        let (request, current) = signed_in(ctx)?;
+        auth_service(ctx)?.logout(current, request.now).await?;
         if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
             ctx.append_http_header(header::SET_COOKIE, cookie.clear());
         }
@@ -90,7 +91,10 @@ impl Mutation {
     /// Signs out every other session of the caller; returns how many.
     /// Needs a session token.
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
-        let count = auth_service(ctx)?.revoke_others(current(ctx)?).await?;
+        let (request, current) = signed_in(ctx)?;
+        let count = auth_service(ctx)?
+            .revoke_others(current, request.now)
+            .await?;
         Ok(i32::try_from(count).unwrap_or(i32::MAX))
     }
 
@@ -101,14 +105,18 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The current password and the new one.")] input: ChangePasswordInput,
     ) -> Result<ChangePasswordPayload> {
-        let auth = auth_service(ctx)?;
-        let current = current(ctx)?;
-        let client = request_auth(ctx)?.client.info();
-        let changed = auth
-            .change_password(current, input.current_password, input.new_password, &client)
+        let (request, current) = signed_in(ctx)?;
+        let changed = auth_service(ctx)?
+            .change_password(
+                current,
+                input.current_password,
+                input.new_password,
+                &request.client.info(),
+                request.now,
+            )
             .await?;
         Ok(ChangePasswordPayload {
-            session: Session::of_current(&current.session, auth.policy()),
+            session: Session::of_current(current),
             revoked_sessions: i32::try_from(changed.revoked_sessions).unwrap_or(i32::MAX),
         })
     }
@@ -116,10 +124,10 @@ impl Mutation {
 
 /// The payload of a new session; with cookies on, also sets the cookie for
 /// as long as the session can live.
-fn signed_in_payload(ctx: &Context<'_>, signed_in: SignedIn, auth: &AuthService) -> AuthPayload {
-    let payload = AuthPayload::new(signed_in, auth.policy());
+fn signed_in_payload(ctx: &Context<'_>, signed_in: SignedIn, now: DateTime<Utc>) -> AuthPayload {
+    let payload = AuthPayload::new(signed_in);
     if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
-        let max_age = (payload.session.absolute_expires_at - Utc::now()).num_seconds();
+        let max_age = (payload.session.absolute_expires_at - now).num_seconds();
         if let Some(value) = cookie.set(&payload.token, max_age) {
             ctx.append_http_header(header::SET_COOKIE, value);
         }

@@ -2,7 +2,7 @@
 
 use async_graphql::{Context, Object, Result};
 
-use crate::graphql::current;
+use crate::graphql::signed_in;
 use crate::graphql::types::Viewer;
 
 /// The root of every read.
@@ -14,6 +14,7 @@ impl Query {
     /// The signed-in user, their current session and all their live sessions.
     /// Needs a session token.
     async fn me(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        Ok(Viewer::new(current(ctx)?.clone()))
+        let (_, current) = signed_in(ctx)?;
+        Ok(Viewer::new(current.clone()))
     }
 }

@@ -6,8 +6,8 @@ use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
-use crate::http::cookie::SessionCookie;
 use crate::services::auth::AuthService;
+use crate::session_cookie::SessionCookie;
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, EmptySubscription>;

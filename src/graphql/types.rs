@@ -3,12 +3,12 @@
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{session, user};
 use uuid::Uuid;
 
-use crate::domain::session_policy::SessionPolicy;
-use crate::graphql::auth_service;
-use crate::services::auth::{CurrentSession, SignedIn};
+use crate::context::{Account, CurrentSession, SessionRecord};
+use crate::domain::session_policy::Expiry;
+use crate::graphql::{auth_service, request};
+use crate::services::auth::SignedIn;
 
 /// An account.
 #[derive(SimpleObject)]
@@ -21,12 +21,12 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&user::Model> for User {
-    fn from(user: &user::Model) -> Self {
+impl From<&Account> for User {
+    fn from(account: &Account) -> Self {
         Self {
-            id: ID(user.id.to_string()),
-            email: user.email.clone(),
-            created_at: user.created_at,
+            id: ID(account.id.to_string()),
+            email: account.email.clone(),
+            created_at: account.created_at,
         }
     }
 }
@@ -57,9 +57,8 @@ pub struct Session {
 }
 
 impl Session {
-    /// Describes a stored session under the policy in force.
-    pub fn new(session: &session::Model, policy: &SessionPolicy, current_id: Uuid) -> Self {
-        let expiry = policy.expiry(session.created_at, session.last_activity_at);
+    /// Describes a session with the expiry the service computed for it.
+    pub fn new(session: &SessionRecord, expiry: &Expiry, current_id: Uuid) -> Self {
         Self {
             id: ID(session.id.to_string()),
             created_at: session.created_at,
@@ -74,9 +73,9 @@ impl Session {
         }
     }
 
-    /// Describes the caller's own session.
-    pub fn of_current(session: &session::Model, policy: &SessionPolicy) -> Self {
-        Self::new(session, policy, session.id)
+    /// Describes the caller's own session, as the guard verified it.
+    pub fn of_current(current: &CurrentSession) -> Self {
+        Self::new(&current.session, &current.expiry, current.session.id)
     }
 }
 
@@ -97,27 +96,24 @@ impl Viewer {
 impl Viewer {
     /// The signed-in account.
     async fn user(&self) -> User {
-        User::from(&self.current.user)
+        User::from(&self.current.account)
     }
 
     /// The session making this request.
-    async fn session(&self, ctx: &Context<'_>) -> Result<Session> {
-        Ok(Session::of_current(
-            &self.current.session,
-            auth_service(ctx)?.policy(),
-        ))
+    async fn session(&self) -> Session {
+        Session::of_current(&self.current)
     }
 
     /// Every live session of the account, newest first: for a "where you're
     /// signed in" page.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
-        let auth = auth_service(ctx)?;
+        let now = request(ctx)?.now;
         let current_id = self.current.session.id;
-        Ok(auth
-            .live_sessions(&self.current)
+        Ok(auth_service(ctx)?
+            .live_sessions(&self.current, now)
             .await?
             .iter()
-            .map(|s| Session::new(s, auth.policy(), current_id))
+            .map(|(session, expiry)| Session::new(session, expiry, current_id))
             .collect())
     }
 }
@@ -135,11 +131,12 @@ pub struct AuthPayload {
 
 impl AuthPayload {
     /// Hands out a new session's token, once.
-    pub fn new(signed_in: SignedIn, policy: &SessionPolicy) -> Self {
+    pub fn new(signed_in: SignedIn) -> Self {
+        let session = &signed_in.session;
         Self {
             token: signed_in.token.expose().to_owned(),
-            user: User::from(&signed_in.user),
-            session: Session::of_current(&signed_in.session, policy),
+            user: User::from(&signed_in.account),
+            session: Session::new(session, &signed_in.expiry, session.id),
         }
     }
 }

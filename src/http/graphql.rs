@@ -10,14 +10,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::context::RequestContext;
 use crate::error::{self, AppError};
-use crate::graphql::RequestAuth;
 use crate::graphql::schema::GatehouseSchema;
 
 /// Executes one GraphQL request sent as `application/json`.
-pub async fn graphql(
+pub async fn execute(
     State(schema): State<GatehouseSchema>,
-    Extension(auth): Extension<Arc<RequestAuth>>,
+    Extension(context): Extension<Arc<RequestContext>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -25,7 +25,7 @@ pub async fn graphql(
         Ok(request) => request,
         Err(err) => return err.into_response(),
     };
-    let mut response = schema.execute(request.data(auth)).await;
+    let mut response = schema.execute(request.data(context)).await;
     error::ensure_codes(&mut response);
     error::graphql_response(response)
 }

@@ -10,12 +10,14 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use chrono::{DateTime, Utc};
+
+use crate::context::{Client, CurrentSession, RequestContext};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
-use crate::graphql::{Client, RequestAuth};
-use crate::http::cookie::SessionCookie;
 use crate::http::graphql::is_json;
-use crate::services::auth::{AuthService, CurrentSession};
+use crate::services::auth::AuthService;
+use crate::session_cookie::SessionCookie;
 
 /// What the guard needs.
 #[derive(Clone)]
@@ -32,9 +34,15 @@ enum Credential<'a> {
     Cookie(&'a str),
 }
 
-/// Authenticates the request, then hands a [`RequestAuth`] to the schema.
-pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let current = match credential(request.headers(), guard.cookie) {
+/// Takes the request's one instant, authenticates the request at it, then
+/// hands a [`RequestContext`] to the schema.
+pub async fn authenticate_request(
+    State(guard): State<Guard>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let now = guard.auth.clock().now();
+    let session = match credential(request.headers(), guard.cookie) {
         Err(failure) => return AppError::Unauthenticated(failure).into_response(),
         Ok(Credential::None) => None,
         Ok(Credential::Cookie(_)) if !csrf_safe(&request) => {
@@ -42,11 +50,11 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
             // which a form cannot send, may use it.
             return AppError::UnsupportedMediaType.into_response();
         }
-        Ok(Credential::Bearer(raw)) => match check(&guard, raw).await {
+        Ok(Credential::Bearer(raw)) => match verify_token(&guard, raw, now).await {
             Ok(current) => Some(current),
             Err(err) => return err.into_response(),
         },
-        Ok(Credential::Cookie(raw)) => match check(&guard, raw).await {
+        Ok(Credential::Cookie(raw)) => match verify_token(&guard, raw, now).await {
             Ok(current) => Some(current),
             Err(err) => {
                 let mut response = err.into_response();
@@ -68,17 +76,23 @@ pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next)
             .map(|ConnectInfo(addr)| addr.ip()),
     };
     // In an Arc: the handler's extractor clones what it takes.
-    request
-        .extensions_mut()
-        .insert(Arc::new(RequestAuth { current, client }));
+    request.extensions_mut().insert(Arc::new(RequestContext {
+        now,
+        session,
+        client,
+    }));
     next.run(request).await
 }
 
-/// Verifies a raw token: well-formed, known, live and unrevoked.
-async fn check(guard: &Guard, raw: &str) -> Result<CurrentSession, AppError> {
+/// Verifies a raw token at `now`: well-formed, known, live and unrevoked.
+async fn verify_token(
+    guard: &Guard,
+    raw: &str,
+    now: DateTime<Utc>,
+) -> Result<CurrentSession, AppError> {
     let token =
         SessionToken::parse(raw).ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-    guard.auth.authenticate(&token).await
+    guard.auth.authenticate(&token, now).await
 }
 
 /// The token from `Authorization: Bearer …`, else from the session cookie.

@@ -1,6 +1,5 @@
 //! The HTTP edge: the session guard, the GraphQL endpoint, health and GraphiQL.
 
-pub mod cookie;
 pub mod graphql;
 pub mod guard;
 pub mod health;

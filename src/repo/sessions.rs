@@ -3,23 +3,15 @@
 
 use chrono::{DateTime, Utc};
 use entity::{session, user};
-use std::net::IpAddr;
-
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, SelectTwo,
 };
 use uuid::Uuid;
 
+use crate::domain::client::ClientInfo;
 use crate::domain::session_policy::SessionPolicy;
 use crate::domain::token::TokenHash;
-
-/// What a new session records about where it came from.
-#[derive(Clone, Debug, Default)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<IpAddr>,
-}
 
 /// Inserts a session for `user_id` under a token's hash, but only while the
 /// account's credentials are still at `credential_version`: a sign-in that
@@ -101,16 +93,71 @@ pub fn find_with_user_query(token_hash: &str) -> SelectTwo<session::Entity, user
         .find_also_related(user::Entity)
 }
 
-/// Records activity at `now` unless the session was revoked meanwhile.
-/// Returns whether the session is still unrevoked.
-pub async fn touch(db: &impl ConnectionTrait, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbErr> {
+/// Records activity at `now`, only forward and only while the session is
+/// live at `now` by all three rules, in one statement. Returns whether it
+/// wrote; if not, the caller reads what the database holds.
+pub async fn slide(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::LastActivityAt, Expr::value(now))
         .filter(session::Column::Id.eq(id))
-        .filter(session::Column::RevokedAt.is_null())
+        .filter(live_at(policy, now))
+        .filter(session::Column::LastActivityAt.lt(now))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Checks that the session is live at `now` and, inside a transaction,
+/// holds it so that no revocation commits before the transaction does.
+/// Returns whether it is live.
+pub async fn claim_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    // A write that changes nothing: it takes the row's lock on PostgreSQL
+    // and the write lock on SQLite.
+    let result = session::Entity::update_many()
+        .col_expr(
+            session::Column::LastActivityAt,
+            Expr::col(session::Column::LastActivityAt),
+        )
+        .filter(session::Column::Id.eq(id))
+        .filter(live_at(policy, now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Revokes the session at `now` if it is still live then; returns whether
+/// it did.
+pub async fn revoke_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(id))
+        .filter(live_at(policy, now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// A session by id, whatever its state.
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<session::Model>, DbErr> {
+    session::Entity::find_by_id(id)
+        .all(db)
+        .await
+        .map(|rows| rows.into_iter().next())
 }
 
 /// A session of `user_id`, whatever its state; `None` for anyone else's.
@@ -152,7 +199,8 @@ pub async fn revoke_others(
 ) -> Result<u64, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .filter(live_filter(user_id, policy, now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policy, now))
         .filter(session::Column::Id.ne(keep))
         .exec(db)
         .await?;
@@ -168,17 +216,17 @@ pub async fn list_live(
 ) -> Result<Vec<session::Model>, DbErr> {
     let select: Select<session::Entity> = session::Entity::find();
     select
-        .filter(live_filter(user_id, policy, now))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policy, now))
         .order_by_desc(session::Column::CreatedAt)
         .all(db)
         .await
 }
 
-/// The SQL twin of `SessionPolicy::evaluate(..) == Active`.
-fn live_filter(user_id: Uuid, policy: &SessionPolicy, now: DateTime<Utc>) -> sea_orm::Condition {
+/// The SQL twin of `SessionPolicy::evaluate(now, ..) == Active`.
+fn live_at(policy: &SessionPolicy, now: DateTime<Utc>) -> sea_orm::Condition {
     let (created_after, active_after) = policy.live_cutoffs(now);
     sea_orm::Condition::all()
-        .add(session::Column::UserId.eq(user_id))
         .add(session::Column::RevokedAt.is_null())
         .add(session::Column::CreatedAt.gt(created_after))
         .add(session::Column::LastActivityAt.gt(active_after))

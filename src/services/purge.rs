@@ -3,22 +3,25 @@
 
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::DatabaseConnection;
 
+use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicy;
 use crate::error::AppError;
 use crate::repo::sessions;
 use crate::services::throttle::LoginThrottle;
 
-/// Deletes sessions that ended more than `retention` ago; returns how many.
+/// Deletes sessions that ended more than `retention` before `now`; returns
+/// how many.
 pub async fn purge_once(
     db: &DatabaseConnection,
     policy: &SessionPolicy,
     retention: Duration,
+    now: DateTime<Utc>,
 ) -> Result<u64, AppError> {
     let retention = TimeDelta::from_std(retention).map_err(AppError::internal)?;
-    let ended_before = Utc::now() - retention;
+    let ended_before = now - retention;
     Ok(sessions::purge_ended(db, policy, ended_before).await?)
 }
 
@@ -30,6 +33,7 @@ pub async fn run(
     policy: SessionPolicy,
     retention: Duration,
     interval: Duration,
+    clock: Clock,
 ) {
     let mut seed = [0u8; 8];
     let jitter = match getrandom::fill(&mut seed) {
@@ -40,12 +44,13 @@ pub async fn run(
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
-        match purge_once(&db, &policy, retention).await {
+        let now = clock.now();
+        match purge_once(&db, &policy, retention, now).await {
             Ok(0) => tracing::debug!("purge: nothing to delete"),
             Ok(deleted) => tracing::info!(deleted, "purged ended sessions"),
             Err(err) => tracing::warn!(error = ?err, "purge failed; will retry"),
         }
-        if let Err(err) = throttle.purge(Utc::now()).await {
+        if let Err(err) = throttle.purge(now).await {
             tracing::warn!(error = ?err, "purging sign-in counters failed; will retry");
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use entity::session;
+use gatehouse::clock::Clock;
 use gatehouse::config::{Cli, Command, Settings};
 use gatehouse::startup::Application;
 use graphql_client::{GraphQLQuery, QueryBody};
@@ -45,6 +46,8 @@ pub struct TestApp {
     /// what is at rest.
     pub db: DatabaseConnection,
     pub database: Arc<TestDatabase>,
+    /// The server's clock: the system's, or one the test moves.
+    pub clock: Clock,
     settings: Settings,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
@@ -224,6 +227,15 @@ pub async fn spawn_app_on(
     database: Arc<TestDatabase>,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    spawn_app_with_clock(database, Clock::System, configure).await
+}
+
+/// A server whose every request is judged by `clock`.
+pub async fn spawn_app_with_clock(
+    database: Arc<TestDatabase>,
+    clock: Clock,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     // The documented defaults, as `gatehouse serve` with no flags has them.
     let Command::Serve(settings) = Cli::try_parse_from(["gatehouse", "serve"])
         .expect("defaults parse")
@@ -247,6 +259,7 @@ pub async fn spawn_app_on(
             .unwrap(),
         db: DatabaseConnection::default(),
         database,
+        clock,
         settings,
         server: None,
     };
@@ -258,7 +271,7 @@ pub async fn spawn_app_on(
 
 impl TestApp {
     async fn start(&mut self) {
-        let application = Application::build(self.settings.clone())
+        let application = Application::build_with_clock(self.settings.clone(), self.clock.clone())
             .await
             .expect("application builds");
         self.addr = application.local_addr().unwrap();
@@ -307,6 +320,11 @@ impl TestApp {
         token: Option<&str>,
     ) -> Reply {
         self.post_json(&body, token).await
+    }
+
+    /// POSTs any JSON body, without a token.
+    pub async fn post_raw_json(&self, body: &Value) -> Reply {
+        self.post_json(body, None).await
     }
 
     async fn post_json(&self, body: &impl serde::Serialize, token: Option<&str>) -> Reply {

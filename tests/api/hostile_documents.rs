@@ -173,3 +173,41 @@ async fn a_fragment_cycle_is_a_validation_error_not_a_crash() {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+/// Found by attacking the first version of the limits: a text scan of
+/// brackets read `"""x"` as an unclosed block string and stopped counting,
+/// and 400 nested lists after it overflowed a worker's stack.
+#[tokio::test]
+async fn deep_values_behind_a_false_block_string_are_refused() {
+    let app = spawn_app().await;
+    let query = format!(
+        r#"{{ me(a: ["""x"], b: {}1{}) {{ __typename }} }}"#,
+        "[".repeat(400),
+        "]".repeat(400)
+    );
+    let reply = app.graphql(&query, json!({}), None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.code(), "QUERY_TOO_DEEP");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// Also found by attack: validation checks every operation against every
+/// variable its fragments use, so variable uses count per operation.
+#[tokio::test]
+async fn variable_uses_multiplied_by_operations_are_refused() {
+    let app = spawn_app().await;
+    let variables: String = (0..2000).map(|i| format!("$v{i}")).collect();
+    let operations: String = (0..100)
+        .map(|i| format!("query Q{i} {{ ...F }} "))
+        .collect();
+    let query =
+        format!("{operations} fragment F on Query {{ me(a: [{variables}]) {{ __typename }} }}");
+    let started = Instant::now();
+    let reply = app
+        .post_raw_json(&json!({ "query": query, "operationName": "Q0" }))
+        .await;
+    assert!(started.elapsed() < BUDGET, "{:?}", started.elapsed());
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
+    assert_eq!(reply.code(), "QUERY_TOO_COMPLEX");
+}

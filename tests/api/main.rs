@@ -14,6 +14,7 @@ mod hostile_documents;
 mod operations;
 mod purge;
 mod query_plans;
+mod request_context;
 mod restart;
 mod revocation;
 mod schema;

@@ -51,9 +51,14 @@ async fn purge_deletes_only_sessions_ended_before_the_retention() {
     .await;
 
     let policy = SessionPolicy::new(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600));
-    let deleted = purge_once(&app.db, &policy, RETENTION.to_std().unwrap())
-        .await
-        .expect("purge runs");
+    let deleted = purge_once(
+        &app.db,
+        &policy,
+        RETENTION.to_std().unwrap(),
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("purge runs");
     assert_eq!(deleted, 3);
 
     let remaining: Vec<String> = session::Entity::find()
@@ -71,9 +76,14 @@ async fn purge_deletes_only_sessions_ended_before_the_retention() {
     }
     // Purging again, as another node would, finds nothing more.
     assert_eq!(
-        purge_once(&app.db, &policy, RETENTION.to_std().unwrap())
-            .await
-            .unwrap(),
+        purge_once(
+            &app.db,
+            &policy,
+            RETENTION.to_std().unwrap(),
+            chrono::Utc::now()
+        )
+        .await
+        .unwrap(),
         0
     );
     app.me(&token).await.data("me");

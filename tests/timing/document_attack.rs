@@ -32,6 +32,18 @@ fn hostile_documents() -> Vec<String> {
         chain(2, 30, "...F0"),
         format!("{{ {spreads}}} {fragments}"),
         format!("{}x{}", "{a ".repeat(10_000), "}".repeat(10_000)),
+        format!(
+            r#"{{ me(a: ["""x"], b: {}1{}) {{ __typename }} }}"#,
+            "[".repeat(600),
+            "]".repeat(600)
+        ),
+        format!(
+            "{} fragment F on Query {{ me(a: [{}]) {{ __typename }} }}",
+            (0..120)
+                .map(|i| format!("query Q{i} {{ ...F }} "))
+                .collect::<String>(),
+            (0..2500).map(|i| format!("$v{i}")).collect::<String>()
+        ),
     ]
 }
 

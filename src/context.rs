@@ -1,0 +1,109 @@
+//! What the guard decided about one request, handed to every resolver. It
+//! belongs to neither the HTTP layer that builds it nor the GraphQL layer
+//! that reads it.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use axum::http::HeaderValue;
+use chrono::{DateTime, Utc};
+use entity::{session, user};
+use uuid::Uuid;
+
+use crate::domain::client::ClientInfo;
+use crate::domain::session_policy::Expiry;
+
+/// The longest `User-Agent` kept on a session.
+const MAX_USER_AGENT: usize = 512;
+
+/// One request as the guard saw it: its instant, its session, its client.
+#[derive(Debug)]
+pub struct RequestContext {
+    /// The one instant at which everything in this request is judged.
+    pub now: DateTime<Utc>,
+    /// The verified, live session, when a valid token came with the request.
+    pub session: Option<CurrentSession>,
+    pub client: Client,
+}
+
+/// The caller's session as the guard verified it, with the expiry the
+/// database holds after the guard's activity write.
+#[derive(Clone, Debug)]
+pub struct CurrentSession {
+    pub account: Account,
+    pub session: SessionRecord,
+    pub expiry: Expiry,
+}
+
+/// An account without its password hash.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&user::Model> for Account {
+    fn from(user: &user::Model) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
+/// A stored session without its token hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+impl From<&session::Model> for SessionRecord {
+    fn from(session: &session::Model) -> Self {
+        Self {
+            id: session.id,
+            created_at: session.created_at,
+            last_activity_at: session.last_activity_at,
+            revoked_at: session.revoked_at,
+            user_agent: session.user_agent.clone(),
+            ip_address: session.ip_address.clone(),
+        }
+    }
+}
+
+/// Where a request came from, as it arrived. Only sign-ins record it, so it
+/// becomes a [`ClientInfo`] there and costs other requests nothing.
+#[derive(Default)]
+pub struct Client {
+    pub user_agent: Option<HeaderValue>,
+    pub peer: Option<IpAddr>,
+}
+
+impl Client {
+    /// What a new session records, and what throttling keys on.
+    pub fn info(&self) -> ClientInfo {
+        ClientInfo {
+            user_agent: self
+                .user_agent
+                .as_ref()
+                // UTF-8, not `to_str`, which refuses anything but ASCII.
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            ip: self.peer,
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
