@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use entity::{session, user};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select, SelectTwo,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select,
+    SelectTwo,
 };
 use uuid::Uuid;
 
@@ -102,14 +103,18 @@ pub async fn slide(
     policy: &SessionPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = session::Entity::update_many()
-        .col_expr(session::Column::LastActivityAt, Expr::value(now))
-        .filter(session::Column::Id.eq(id))
-        .filter(live_at(policy, now))
-        .filter(session::Column::LastActivityAt.lt(now))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+    let forward = Condition::all().add(session::Column::LastActivityAt.lt(now));
+    let activity = Expr::value(now);
+    set_if_live(
+        db,
+        id,
+        policy,
+        now,
+        session::Column::LastActivityAt,
+        activity,
+        forward,
+    )
+    .await
 }
 
 /// Checks that the session is live at `now` and, inside a transaction,
@@ -123,16 +128,9 @@ pub async fn claim_live(
 ) -> Result<bool, DbErr> {
     // A write that changes nothing: it takes the row's lock on PostgreSQL
     // and the write lock on SQLite.
-    let result = session::Entity::update_many()
-        .col_expr(
-            session::Column::LastActivityAt,
-            Expr::col(session::Column::LastActivityAt),
-        )
-        .filter(session::Column::Id.eq(id))
-        .filter(live_at(policy, now))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+    let unchanged = Expr::col(session::Column::LastActivityAt);
+    let column = session::Column::LastActivityAt;
+    set_if_live(db, id, policy, now, column, unchanged, Condition::all()).await
 }
 
 /// Revokes the session at `now` if it is still live then; returns whether
@@ -143,10 +141,33 @@ pub async fn revoke_live(
     policy: &SessionPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    let revoked = Expr::value(now);
+    set_if_live(
+        db,
+        id,
+        policy,
+        now,
+        session::Column::RevokedAt,
+        revoked,
+        Condition::all(),
+    )
+    .await
+}
+
+async fn set_if_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    policy: &SessionPolicy,
+    now: DateTime<Utc>,
+    column: session::Column,
+    value: SimpleExpr,
+    also: Condition,
+) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(column, value)
         .filter(session::Column::Id.eq(id))
         .filter(live_at(policy, now))
+        .filter(also)
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -224,9 +245,9 @@ pub async fn list_live(
 }
 
 /// The SQL twin of `SessionPolicy::evaluate(now, ..) == Active`.
-fn live_at(policy: &SessionPolicy, now: DateTime<Utc>) -> sea_orm::Condition {
+fn live_at(policy: &SessionPolicy, now: DateTime<Utc>) -> Condition {
     let (created_after, active_after) = policy.live_cutoffs(now);
-    sea_orm::Condition::all()
+    Condition::all()
         .add(session::Column::RevokedAt.is_null())
         .add(session::Column::CreatedAt.gt(created_after))
         .add(session::Column::LastActivityAt.gt(active_after))
@@ -244,7 +265,7 @@ pub async fn purge_ended(
     let (created_after, active_after) = policy.live_cutoffs(ended_before);
     let result = session::Entity::delete_many()
         .filter(
-            sea_orm::Condition::any()
+            Condition::any()
                 .add(session::Column::RevokedAt.lt(ended_before))
                 .add(session::Column::CreatedAt.lte(created_after))
                 .add(session::Column::LastActivityAt.lte(active_after)),
