@@ -103,7 +103,7 @@ impl Extension for QueryLimitsExtension {
 }
 
 /// Parses `query` and measures it against every limit.
-pub fn parse(query: &str) -> ServerResult<ExecutableDocument> {
+fn parse(query: &str) -> ServerResult<ExecutableDocument> {
     if bracket_depth(query) > MAX_BRACKETS {
         return Err(AppError::QueryRejected(QueryLimit::Nesting).into_server_error());
     }
@@ -117,7 +117,7 @@ fn rejected(limit: QueryLimit) -> ServerError {
 }
 
 /// Measures a parsed document against every limit, in linear time.
-pub fn check(document: &ExecutableDocument) -> Result<(), QueryLimit> {
+fn check(document: &ExecutableDocument) -> Result<(), QueryLimit> {
     let limits = WalkLimits {
         nesting: MAX_NESTING,
         directives: MAX_DIRECTIVES,

@@ -1,7 +1,7 @@
 //! The GraphQL API: its schema, resolvers and output types.
 
 pub mod document_cache;
-pub mod document_cost;
+mod document_cost;
 pub mod limits;
 pub mod mutation;
 pub mod query;

@@ -39,10 +39,7 @@ fn parse(
     if !is_json(headers) {
         return Err(AppError::UnsupportedMediaType);
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        _ => AppError::BadRequest("The request body could not be read".into()),
-    })?;
+    let body = body.map_err(body_error)?;
     match body.trim_ascii_start().first() {
         None => Err(AppError::BadRequest("The request body is empty".into())),
         Some(b'[') => Err(AppError::BadRequest(
@@ -50,6 +47,14 @@ fn parse(
         )),
         Some(_) => serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("The body is not a GraphQL request: {e}"))),
+    }
+}
+
+/// Why a body could not be read.
+pub fn body_error(rejection: BytesRejection) -> AppError {
+    match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        _ => AppError::BadRequest("The request body could not be read".into()),
     }
 }
 

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::context::{Client, CurrentSession, RequestContext};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
-use crate::http::graphql::is_json;
+use crate::http::graphql::{body_error, is_json};
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -34,39 +35,25 @@ enum Credential<'a> {
     Cookie(&'a str),
 }
 
-/// Takes the request's one instant, authenticates the request at it, then
-/// hands a [`RequestContext`] to the schema.
+/// Reads the whole request, takes its one instant, authenticates it at
+/// that instant, then hands a [`RequestContext`] to the schema.
 pub async fn authenticate_request(
     State(guard): State<Guard>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    // The instant is taken once the body has arrived: a client that sends
+    // its headers and then trickles its body must not be judged at the
+    // moment its headers came, when its session may still have been live.
+    let mut request = match buffer_body(request).await {
+        Ok(request) => request,
+        Err(err) => return err.into_response(),
+    };
     let now = guard.auth.clock().now();
-    let session = match credential(request.headers(), guard.cookie) {
-        Err(failure) => return AppError::Unauthenticated(failure).into_response(),
-        Ok(Credential::None) => None,
-        Ok(Credential::Cookie(_)) if !csrf_safe(&request) => {
-            // A cookie rides along on cross-site requests; only JSON POSTs,
-            // which a form cannot send, may use it.
-            return AppError::UnsupportedMediaType.into_response();
-        }
-        Ok(Credential::Bearer(raw)) => match verify_token(&guard, raw, now).await {
-            Ok(current) => Some(current),
-            Err(err) => return err.into_response(),
-        },
-        Ok(Credential::Cookie(raw)) => match verify_token(&guard, raw, now).await {
-            Ok(current) => Some(current),
-            Err(err) => {
-                let mut response = err.into_response();
-                if let Some(cookie) = guard.cookie {
-                    // A dead cookie is cleared so the browser stops sending it.
-                    response
-                        .headers_mut()
-                        .append(header::SET_COOKIE, cookie.clear());
-                }
-                return response;
-            }
-        },
+    let csrf_safe = csrf_safe(&request);
+    let session = match verified_session(&guard, request.headers(), csrf_safe, now).await {
+        Ok(session) => session,
+        Err(response) => return response,
     };
     let client = Client {
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
@@ -82,6 +69,51 @@ pub async fn authenticate_request(
         client,
     }));
     next.run(request).await
+}
+
+/// The session the request's credential names, verified at `now`, or the
+/// whole response refusing it.
+async fn verified_session(
+    guard: &Guard,
+    headers: &HeaderMap,
+    csrf_safe: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<CurrentSession>, Response> {
+    match credential(headers, guard.cookie) {
+        Err(failure) => Err(AppError::Unauthenticated(failure).into_response()),
+        Ok(Credential::None) => Ok(None),
+        // A cookie rides along on cross-site requests; only JSON POSTs,
+        // which a form cannot send, may use it.
+        Ok(Credential::Cookie(_)) if !csrf_safe => {
+            Err(AppError::UnsupportedMediaType.into_response())
+        }
+        Ok(Credential::Bearer(raw)) => match verify_token(guard, raw, now).await {
+            Ok(current) => Ok(Some(current)),
+            Err(err) => Err(err.into_response()),
+        },
+        Ok(Credential::Cookie(raw)) => match verify_token(guard, raw, now).await {
+            Ok(current) => Ok(Some(current)),
+            Err(err) => {
+                let mut response = err.into_response();
+                if let Some(cookie) = guard.cookie {
+                    // A dead cookie is cleared so the browser stops sending it.
+                    response
+                        .headers_mut()
+                        .append(header::SET_COOKIE, cookie.clear());
+                }
+                Err(response)
+            }
+        },
+    }
+}
+
+/// The request with its body read into memory, within the body limit.
+async fn buffer_body(request: Request) -> Result<Request, AppError> {
+    let (parts, body) = request.into_parts();
+    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
+        .await
+        .map_err(body_error)?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// Verifies a raw token at `now`: well-formed, known, live and unrevoked.

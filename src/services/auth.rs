@@ -173,7 +173,8 @@ impl AuthService {
         current: &CurrentSession,
         now: DateTime<Utc>,
     ) -> Result<CurrentSession, AppError> {
-        let session = self.slide(current.session.clone(), now).await?;
+        let at = self.write_instant(now);
+        let session = self.slide(current.session.clone(), at).await?;
         Ok(self.current(current.account.clone(), session))
     }
 
@@ -185,8 +186,8 @@ impl AuthService {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(SessionRecord, Expiry), AppError> {
-        let txn = self.claim(current, now).await?;
-        sessions::revoke(&txn, id, current.account.id, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
+        sessions::revoke(&txn, id, current.account.id, at).await?;
         let session = sessions::find_owned(&txn, id, current.account.id)
             .await?
             .ok_or(AppError::NotFound)?;
@@ -203,9 +204,9 @@ impl AuthService {
         current: &CurrentSession,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let id = current.session.id;
-        if !sessions::revoke_live(&self.db, id, &self.policy, now).await? {
-            return Err(self.ended(id, now).await);
+        let (id, at) = (current.session.id, self.write_instant(now));
+        if !sessions::revoke_live(&self.db, id, &self.policy, at).await? {
+            return Err(self.ended(id, at).await);
         }
         tracing::info!(user_id = %current.account.id, session_id = %id, "logged out");
         Ok(())
@@ -217,9 +218,9 @@ impl AuthService {
         current: &CurrentSession,
         now: DateTime<Utc>,
     ) -> Result<u64, AppError> {
-        let txn = self.claim(current, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
         let (user, keep) = (current.account.id, current.session.id);
-        let count = sessions::revoke_others(&txn, user, keep, &self.policy, now).await?;
+        let count = sessions::revoke_others(&txn, user, keep, &self.policy, at).await?;
         txn.commit().await?;
         tracing::info!(user_id = %user, count, "other sessions revoked");
         Ok(count)
@@ -273,10 +274,10 @@ impl AuthService {
         }
         self.throttle.succeeded(reservation).await?;
         let hash = self.passwords.hash(new_password).await?;
-        let txn = self.claim(current, now).await?;
-        users::change_password(&txn, user.id, hash, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
+        users::change_password(&txn, user.id, hash, at).await?;
         let revoked_sessions =
-            sessions::revoke_others(&txn, user.id, current.session.id, &self.policy, now).await?;
+            sessions::revoke_others(&txn, user.id, current.session.id, &self.policy, at).await?;
         txn.commit().await?;
         tracing::info!(user_id = %user.id, revoked_sessions, "password changed");
         Ok(PasswordChanged { revoked_sessions })
@@ -291,21 +292,30 @@ impl AuthService {
         Ok(())
     }
 
-    /// Opens a transaction in which the caller's session is still live at
-    /// `now` and cannot be revoked until it ends; refuses with the reason if
-    /// it ended after the guard ran.
+    /// Opens a transaction in which the caller's session is live at the
+    /// write's instant and cannot be revoked until it ends; refuses with the
+    /// reason if it ended after the guard ran. Returns that instant.
     async fn claim(
         &self,
         current: &CurrentSession,
         now: DateTime<Utc>,
-    ) -> Result<DatabaseTransaction, AppError> {
+    ) -> Result<(DatabaseTransaction, DateTime<Utc>), AppError> {
         let id = current.session.id;
         let txn = self.db.begin().await?;
-        if !sessions::claim_live(&txn, id, &self.policy, now).await? {
+        let at = self.write_instant(now);
+        if !sessions::claim_live(&txn, id, &self.policy, at).await? {
             txn.rollback().await?;
-            return Err(self.ended(id, now).await);
+            return Err(self.ended(id, at).await);
         }
-        Ok(txn)
+        Ok((txn, at))
+    }
+
+    /// The instant a write to a session is judged at: the request's, or
+    /// later when the request has waited since (for a hashing slot, for a
+    /// connection), so that the session must still be live when the write
+    /// lands, and a revocation is stamped when it happens.
+    fn write_instant(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.clock.now().max(now)
     }
 
     /// Moves `last_activity_at` forward to `now` while the session is live,

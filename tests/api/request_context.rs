@@ -190,3 +190,104 @@ fn shown_expiry_is_always_the_enforced_one() {
         })
         .unwrap();
 }
+
+/// Sends `body` to `/graphql` over `stream`, the headers first, calling
+/// `between` before the body goes; returns the raw response head and body.
+async fn send_in_two_parts(
+    stream: &mut tokio::net::TcpStream,
+    app: &TestApp,
+    token: &str,
+    body: &str,
+    between: impl std::future::Future<Output = ()>,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    between.await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // One response: read until its body (JSON) is complete.
+    loop {
+        let n = stream.read(&mut buffer).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed: {}",
+            String::from_utf8_lossy(&response)
+        );
+        response.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some((_, json)) = text.split_once("\r\n\r\n")
+            && serde_json::from_str::<serde_json::Value>(json).is_ok()
+        {
+            return text.into_owned();
+        }
+    }
+}
+
+/// Found by attack: the instant was taken when the headers arrived, so a
+/// client that sent its body slowly was judged before its session ended
+/// and could refresh an idle session back to life.
+#[tokio::test]
+async fn a_request_is_judged_when_it_has_arrived_not_when_it_began() {
+    let clock = Clock::manual(t0());
+    let app = app_at(clock.clone()).await;
+    let (_, token, id) = app.signed_in_user().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = json!({ "query": "{ me { session { expiresAt } } }" }).to_string();
+    let idle_out = async {
+        // Long enough for the server to have read the headers.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        clock.set(t0() + IDLE);
+    };
+    let response = send_in_two_parts(&mut stream, &app, &token, &body, idle_out).await;
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("IDLE_TIMEOUT"), "{response}");
+    assert_eq!(app.session_row(&id).await.last_activity_at, t0());
+}
+
+/// A refused request's body is read before the answer, so the connection
+/// stays usable for the next request instead of being reset.
+#[tokio::test]
+async fn a_refused_request_leaves_its_connection_usable() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = json!({ "query": "{ me { user { id } } }" }).to_string();
+    let unknown = "gth_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let refused = send_in_two_parts(&mut stream, &app, unknown, &body, async {}).await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let served = send_in_two_parts(&mut stream, &app, &token, &body, async {}).await;
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}
+
+/// Found by attack: a write after a wait (here two slow password hashes)
+/// was judged at the request's instant, so a session that reached its cap
+/// meanwhile still changed the password.
+#[tokio::test]
+async fn a_write_after_a_wait_is_judged_when_it_lands() {
+    let clock = Clock::manual(t0());
+    let app = spawn_app_with_clock(TestDatabase::create().await, clock.clone(), |s| {
+        // No idle limit before the cap, so only the cap can end it.
+        s.idle_timeout = ABSOLUTE.to_std().unwrap();
+        s.absolute_timeout = ABSOLUTE.to_std().unwrap();
+        // Slow hashes: the session ends while they run.
+        s.hashing.argon2_iterations = 40;
+    })
+    .await;
+    let (email, token, _) = app.signed_in_user().await;
+    clock.set(t0() + ABSOLUTE - TimeDelta::seconds(1));
+    let change = app.change_password(&token, PASSWORD, "a new passphrase");
+    let cap_passes = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        clock.set(t0() + ABSOLUTE);
+    };
+    let (reply, ()) = tokio::join!(change, cap_passes);
+    reply.assert_unauthenticated("ABSOLUTE_TIMEOUT");
+    app.login(&email, PASSWORD).await.data("login");
+}
