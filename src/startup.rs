@@ -25,7 +25,7 @@ use crate::config::{DatabaseSettings, Settings};
 use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::schema;
 use crate::http::guard::Guard;
-use crate::http::{graphql, guard, health, playground, timeout};
+use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
@@ -35,9 +35,6 @@ use crate::session_cookie::SessionCookie;
 
 /// Any fixed 64-bit number, unique to Gatehouse's migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
-
-/// The largest request body accepted; a GraphQL operation is far smaller.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A bound, ready-to-run server.
 pub struct Application {

@@ -51,7 +51,7 @@ fn parse(
 }
 
 /// Why a body could not be read.
-pub fn body_error(rejection: BytesRejection) -> AppError {
+fn body_error(rejection: BytesRejection) -> AppError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
         _ => AppError::BadRequest("The request body could not be read".into()),

@@ -5,18 +5,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use chrono::{DateTime, Utc};
+use http_body_util::LengthLimitError;
 
 use crate::context::{Client, CurrentSession, RequestContext};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
-use crate::http::graphql::{body_error, is_json};
+use crate::http::MAX_BODY_BYTES;
+use crate::http::graphql::is_json;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -110,9 +112,15 @@ async fn verified_session(
 /// The request with its body read into memory, within the body limit.
 async fn buffer_body(request: Request) -> Result<Request, AppError> {
     let (parts, body) = request.into_parts();
-    let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), &())
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(body_error)?;
+        .map_err(|err| {
+            if err.into_inner().is::<LengthLimitError>() {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest("The request body could not be read".into())
+            }
+        })?;
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 

@@ -5,3 +5,6 @@ pub mod guard;
 pub mod health;
 pub mod playground;
 pub mod timeout;
+
+/// The largest request body accepted; a GraphQL operation is far smaller.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
