@@ -115,7 +115,8 @@ pub enum AppError {
     BadUserInput(String),
     EmailTaken,
     NotFound,
-    /// Too many failed sign-ins for this account or address.
+    /// Too many password attempts for this account or address, or sign-ups
+    /// from this address.
     RateLimited {
         retry_after: u64,
     },
@@ -163,7 +164,7 @@ impl AppError {
             Self::EmailTaken => "An account with this email already exists".into(),
             Self::NotFound => "Not found".into(),
             Self::RateLimited { retry_after } => {
-                format!("Too many failed sign-in attempts; try again in {retry_after} seconds")
+                format!("Too many attempts; try again in {retry_after} seconds")
             }
             Self::QueryRejected(limit) => limit.message(),
             Self::PayloadTooLarge => "The request body is too large".into(),
