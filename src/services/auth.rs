@@ -347,7 +347,8 @@ impl AuthService {
                     .evaluate(now, &times(&SessionRecord::from(&session))),
             )
             .err()
-            // Live again can only mean revoked and purged races; refuse.
+            // A slide that began earlier can land after the failed write and
+            // make the row look live again; the write was refused all the same.
             .unwrap_or(AppError::Unauthenticated(AuthFailure::Revoked)),
             Ok(None) => AppError::Unauthenticated(AuthFailure::InvalidToken),
             Err(err) => err.into(),
