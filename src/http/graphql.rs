@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::context::RequestContext;
@@ -19,7 +18,8 @@ pub async fn execute(
     State(schema): State<GatehouseSchema>,
     Extension(context): Extension<Arc<RequestContext>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    // The guard has already read the body, within the limit.
+    body: Bytes,
 ) -> Response {
     let request = match parse(&headers, body) {
         Ok(request) => request,
@@ -32,14 +32,10 @@ pub async fn execute(
 
 /// Only JSON is accepted: a form cannot send it cross-site without a
 /// preflight, and one body format means one parser to harden.
-fn parse(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<async_graphql::Request, AppError> {
+fn parse(headers: &HeaderMap, body: Bytes) -> Result<async_graphql::Request, AppError> {
     if !is_json(headers) {
         return Err(AppError::UnsupportedMediaType);
     }
-    let body = body.map_err(body_error)?;
     match body.trim_ascii_start().first() {
         None => Err(AppError::BadRequest("The request body is empty".into())),
         Some(b'[') => Err(AppError::BadRequest(
@@ -47,14 +43,6 @@ fn parse(
         )),
         Some(_) => serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("The body is not a GraphQL request: {e}"))),
-    }
-}
-
-/// Why a body could not be read.
-fn body_error(rejection: BytesRejection) -> AppError {
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
-        _ => AppError::BadRequest("The request body could not be read".into()),
     }
 }
 
