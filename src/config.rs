@@ -134,6 +134,13 @@ pub struct WebSettings {
     /// Mark the cookie `Secure`; turn off only for http://localhost development.
     #[arg(long, env = "GATEHOUSE_COOKIE_SECURE", default_value_t = true, action = ArgAction::Set)]
     pub cookie_secure: bool,
+
+    /// Run only the documents in this manifest (the `persisted-documents.json`
+    /// that GraphQL Code Generator's client preset writes), by id or hash.
+    /// GraphiQL is not served, and introspection runs only if the manifest
+    /// holds it.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_DOCUMENTS")]
+    pub trusted_documents: Option<std::path::PathBuf>,
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, nothing more.

@@ -2,9 +2,7 @@
 //! `extensions.code` and an HTTP status.
 
 use async_graphql::ErrorExtensions;
-use async_graphql_axum::GraphQLResponse;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use sea_orm::{DbErr, RuntimeErr};
 
 /// Why a request carries no valid session. Sent as `extensions.reason`.
@@ -126,6 +124,15 @@ pub enum AppError {
     BadRequest(String),
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// A mutation sent with GET.
+    MethodNotAllowed,
+    /// The session cookie came on a request a cross-site page could send
+    /// without a CORS preflight.
+    PreflightRequired,
+    /// An automatic persisted query's hash that is not (or no longer) known.
+    PersistedQueryNotFound,
+    /// In trusted-documents mode, a document outside the manifest.
+    DocumentNotTrusted,
     /// The database cannot be reached; nothing was decided.
     Unavailable(DbErr),
     /// Too many password hashes are running or queued; retry shortly.
@@ -149,6 +156,10 @@ impl AppError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::PreflightRequired => "PREFLIGHT_REQUIRED",
+            Self::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
+            Self::DocumentNotTrusted => "DOCUMENT_NOT_TRUSTED",
             Self::Unavailable(_) | Self::Overloaded => "SERVICE_UNAVAILABLE",
             Self::Timeout => "TIMEOUT",
             Self::Internal(_) => "INTERNAL",
@@ -170,6 +181,18 @@ impl AppError {
             Self::PayloadTooLarge => "The request body is too large".into(),
             Self::UnsupportedMediaType => {
                 "Send the request as content-type: application/json".into()
+            }
+            Self::MethodNotAllowed => {
+                "Only queries may be sent with GET; send mutations with POST".into()
+            }
+            Self::PreflightRequired => "A request that carries the session cookie must be a \
+                 POST with content-type: application/json, or send the header \
+                 gatehouse-preflight"
+                .into(),
+            // Apollo Client and urql recognise a miss by this exact message.
+            Self::PersistedQueryNotFound => "PersistedQueryNotFound".into(),
+            Self::DocumentNotTrusted => {
+                "This server runs only its trusted documents; this one is not among them".into()
             }
             Self::Unavailable(_) | Self::Overloaded => {
                 "The service is temporarily unavailable; try again shortly".into()
@@ -197,15 +220,19 @@ impl AppError {
 }
 
 impl AppError {
-    /// The HTTP status of a response carrying this error: the one table of it.
+    /// The HTTP status of a response carrying this error, as sent with
+    /// `application/graphql-response+json`: the one table of it.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // Refused before execution, as GraphQL over HTTP asks.
             Self::QueryRejected(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PersistedQueryNotFound | Self::DocumentNotTrusted => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PreflightRequired => StatusCode::FORBIDDEN,
             Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -216,6 +243,16 @@ impl AppError {
             | Self::EmailTaken
             | Self::NotFound => StatusCode::OK,
         }
+    }
+
+    /// Whether the error refuses the document itself, before it could run.
+    /// Sent as `application/json`, such a refusal is a 200, as GraphQL over
+    /// HTTP asks for clients that read only the body.
+    pub fn refuses_document(&self) -> bool {
+        matches!(
+            self,
+            Self::QueryRejected(_) | Self::PersistedQueryNotFound | Self::DocumentNotTrusted
+        )
     }
 
     /// This error as async-graphql reports it outside any resolver, keeping
@@ -229,32 +266,35 @@ impl AppError {
     }
 }
 
-/// The status of an error async-graphql raised itself, which carries no
-/// [`AppError`]: a document that does not parse or validate is refused
-/// before execution; an argument that cannot be coerced fails its field.
-fn library_error_status(error: &async_graphql::ServerError) -> StatusCode {
-    match error_code(error) {
-        Some("GRAPHQL_VALIDATION_FAILED") => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    }
+/// How an error sets the HTTP status; it travels as the error's `source`,
+/// so the status is read from the enum, not looked up from the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorStatus {
+    pub status: StatusCode,
+    /// See [`AppError::refuses_document`].
+    pub refuses_document: bool,
 }
 
-/// The status for a whole GraphQL response: that of its most severe error.
-pub fn status_for_response(response: &async_graphql::Response) -> StatusCode {
-    response
-        .errors
-        .iter()
-        .map(|e| {
-            e.source::<StatusCode>()
-                .copied()
-                .unwrap_or_else(|| library_error_status(e))
-        })
-        .max_by_key(|status| match *status {
-            StatusCode::OK => 0,
-            StatusCode::UNAUTHORIZED => 1,
-            other => other.as_u16(),
-        })
-        .unwrap_or(StatusCode::OK)
+impl ErrorStatus {
+    /// The status of `error`. One async-graphql raised itself carries no
+    /// [`AppError`]: a document that does not parse or validate, or whose
+    /// variables cannot be coerced, is refused before execution; an
+    /// argument that cannot be coerced fails its field.
+    pub fn of(error: &async_graphql::ServerError) -> Self {
+        if let Some(status) = error.source::<Self>() {
+            return *status;
+        }
+        match error_code(error) {
+            Some("GRAPHQL_VALIDATION_FAILED") => Self {
+                status: StatusCode::BAD_REQUEST,
+                refuses_document: true,
+            },
+            _ => Self {
+                status: StatusCode::OK,
+                refuses_document: false,
+            },
+        }
+    }
 }
 
 /// Gives every error a code. Those async-graphql raises itself carry none: a
@@ -276,42 +316,7 @@ pub fn ensure_codes(response: &mut async_graphql::Response) {
     }
 }
 
-/// Adds the headers a status promises: RFC 6750's challenge on a 401
-/// (`invalid_token` unless no token was sent) and `Retry-After` on a 429.
-pub fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]) {
-    let extension = |name: &str| {
-        errors
-            .iter()
-            .find_map(|e| e.extensions.as_ref()?.get(name).cloned())
-    };
-    match http.status() {
-        StatusCode::UNAUTHORIZED => {
-            let missing = extension("reason")
-                == Some(async_graphql::Value::from(
-                    AuthFailure::MissingToken.reason(),
-                ));
-            let challenge = if missing {
-                "Bearer"
-            } else {
-                r#"Bearer error="invalid_token""#
-            };
-            http.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        StatusCode::TOO_MANY_REQUESTS => {
-            if let Some(async_graphql::Value::Number(seconds)) = extension("retryAfter")
-                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-            {
-                http.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
+pub fn error_code(error: &async_graphql::ServerError) -> Option<&str> {
     match error.extensions.as_ref()?.get("code")? {
         async_graphql::Value::String(code) => Some(code),
         _ => None,
@@ -359,9 +364,10 @@ impl From<AppError> for async_graphql::Error {
         err.log();
         let code = err.code();
         let mut error = async_graphql::Error::new(err.message());
-        // The status travels with the error, so the response's status is
-        // read from the enum, not looked up from the code.
-        error.source = Some(std::sync::Arc::new(err.status()));
+        error.source = Some(std::sync::Arc::new(ErrorStatus {
+            status: err.status(),
+            refuses_document: err.refuses_document(),
+        }));
         error.extend_with(|_, ext| {
             ext.set("code", code);
             match &err {
@@ -371,27 +377,6 @@ impl From<AppError> for async_graphql::Error {
             }
         })
     }
-}
-
-/// A whole HTTP response for an error raised outside the schema (the guard,
-/// an unusable request), shaped like a GraphQL response.
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        graphql_response(async_graphql::Response::from_errors(vec![
-            self.into_server_error(),
-        ]))
-    }
-}
-
-/// The HTTP response for a GraphQL response: status from its error codes,
-/// with the headers that status needs.
-pub fn graphql_response(response: async_graphql::Response) -> Response {
-    let status = status_for_response(&response);
-    let errors = response.errors.clone();
-    let mut http = GraphQLResponse::from(response).into_response();
-    *http.status_mut() = status;
-    add_status_headers(&mut http, &errors);
-    http
 }
 
 #[cfg(test)]
@@ -429,6 +414,10 @@ mod tests {
             AppError::BadRequest(String::new()),
             AppError::PayloadTooLarge,
             AppError::UnsupportedMediaType,
+            AppError::MethodNotAllowed,
+            AppError::PreflightRequired,
+            AppError::PersistedQueryNotFound,
+            AppError::DocumentNotTrusted,
             AppError::Overloaded,
             AppError::Timeout,
             AppError::internal(anyhow::anyhow!("bug")),

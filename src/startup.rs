@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -23,8 +23,10 @@ use tower_http::trace::TraceLayer;
 use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
 use crate::domain::session_policy::SessionPolicy;
+use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema;
-use crate::http::guard::Guard;
+use crate::http::graphql::Endpoint;
+use crate::http::guard::{Guard, PREFLIGHT_HEADER};
 use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
@@ -77,7 +79,11 @@ impl Application {
             throttle.clone(),
             clock.clone(),
         );
-        let router = router(auth, db.clone(), &settings);
+        let documents = match &settings.web.trusted_documents {
+            Some(path) => PersistedDocuments::trusted(path)?,
+            None => PersistedDocuments::automatic(),
+        };
+        let router = router(auth, db.clone(), documents, &settings);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -128,15 +134,25 @@ impl Application {
     }
 }
 
-fn router(auth: AuthService, db: DatabaseConnection, settings: &Settings) -> Router {
+fn router(
+    auth: AuthService,
+    db: DatabaseConnection,
+    documents: PersistedDocuments,
+    settings: &Settings,
+) -> Router {
     let web = &settings.web;
     let cookie = web
         .session_cookie
         .then(|| SessionCookie::new(web.cookie_secure));
-    let schema = schema::build(auth.clone(), cookie, web.introspection);
-    // Only POST executes operations, so no mutation can ride on a GET.
-    let execute = post(graphql::execute)
-        .with_state(schema)
+    // GraphiQL sends documents of its own: no use where only trusted ones run.
+    let page = web.playground && !documents.is_trusted_only();
+    let endpoint = Endpoint {
+        schema: schema::build(auth.clone(), cookie, web.introspection),
+        documents,
+    };
+    let mut execute = post(graphql::post)
+        .get(graphql::get)
+        .with_state(endpoint)
         .layer(axum::middleware::from_fn_with_state(
             Guard { auth, cookie },
             guard::authenticate_request,
@@ -149,12 +165,11 @@ fn router(auth: AuthService, db: DatabaseConnection, settings: &Settings) -> Rou
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(db);
-    app = if web.playground {
-        app.route("/graphql", execute.merge(get(playground::graphiql)))
-            .merge(playground::routes())
-    } else {
-        app.route("/graphql", execute)
-    };
+    if page {
+        execute = execute.layer(axum::middleware::from_fn(playground::page_for_browsers));
+        app = app.merge(playground::routes());
+    }
+    app = app.route("/graphql", execute);
     app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors(&web.cors_origins, cookie.is_some()))
         .layer(TraceLayer::new_for_http())
@@ -173,7 +188,11 @@ fn cors(origins: &[String], credentials: bool) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(PREFLIGHT_HEADER),
+        ])
         .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .allow_credentials(credentials)
         .max_age(Duration::from_secs(600))

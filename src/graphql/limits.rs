@@ -103,7 +103,7 @@ impl Extension for QueryLimitsExtension {
 }
 
 /// Parses `query` and measures it against every limit.
-fn parse(query: &str) -> ServerResult<ExecutableDocument> {
+pub fn parse(query: &str) -> ServerResult<ExecutableDocument> {
     if bracket_depth(query) > MAX_BRACKETS {
         return Err(AppError::QueryRejected(QueryLimit::Nesting).into_server_error());
     }

@@ -4,7 +4,9 @@ pub mod document_cache;
 mod document_cost;
 pub mod limits;
 pub mod mutation;
+pub mod persisted;
 pub mod query;
+pub mod read_only;
 pub mod schema;
 pub mod types;
 

@@ -6,6 +6,7 @@ use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
+use crate::graphql::read_only::ReadOnlyGet;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -34,7 +35,9 @@ pub fn sdl() -> String {
 }
 
 fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    // Outermost first: a GET is judged on the document the others return.
     Schema::build(Query, Mutation, EmptySubscription)
+        .extension(ReadOnlyGet)
         .extension(DocumentCache::default())
         .extension(QueryLimits::default())
 }

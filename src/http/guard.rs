@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use chrono::{DateTime, Utc};
 use http_body_util::LengthLimitError;
@@ -19,6 +19,8 @@ use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::http::MAX_BODY_BYTES;
 use crate::http::graphql::is_json;
+use crate::http::negotiate::{Format, negotiate};
+use crate::http::response;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -47,16 +49,18 @@ pub async fn authenticate_request(
     // The instant is taken once the body has arrived: a client that sends
     // its headers and then trickles its body must not be judged at the
     // moment its headers came, when its session may still have been live.
+    let format = negotiate(request.headers(), false);
     let mut request = match buffer_body(request).await {
         Ok(request) => request,
-        Err(err) => return err.into_response(),
+        Err(err) => return response::error(err, format),
     };
     let now = guard.auth.clock().now();
-    let csrf_safe = csrf_safe(&request);
-    let session = match verified_session(&guard, request.headers(), csrf_safe, now).await {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+    let cookie_allowed = cookie_allowed(&request);
+    let session =
+        match verified_session(&guard, request.headers(), cookie_allowed, format, now).await {
+            Ok(session) => session,
+            Err(response) => return response,
+        };
     let client = Client {
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         peer: request
@@ -78,33 +82,33 @@ pub async fn authenticate_request(
 async fn verified_session(
     guard: &Guard,
     headers: &HeaderMap,
-    csrf_safe: bool,
+    cookie_allowed: Result<(), AppError>,
+    format: Format,
     now: DateTime<Utc>,
 ) -> Result<Option<CurrentSession>, Response> {
+    let refuse = |err| response::error(err, format);
     match credential(headers, guard.cookie) {
-        Err(failure) => Err(AppError::Unauthenticated(failure).into_response()),
+        Err(failure) => Err(refuse(AppError::Unauthenticated(failure))),
         Ok(Credential::None) => Ok(None),
-        // A cookie rides along on cross-site requests; only JSON POSTs,
-        // which a form cannot send, may use it.
-        Ok(Credential::Cookie(_)) if !csrf_safe => {
-            Err(AppError::UnsupportedMediaType.into_response())
-        }
         Ok(Credential::Bearer(raw)) => match verify_token(guard, raw, now).await {
             Ok(current) => Ok(Some(current)),
-            Err(err) => Err(err.into_response()),
+            Err(err) => Err(refuse(err)),
         },
-        Ok(Credential::Cookie(raw)) => match verify_token(guard, raw, now).await {
-            Ok(current) => Ok(Some(current)),
-            Err(err) => {
-                let mut response = err.into_response();
-                if let Some(cookie) = guard.cookie {
-                    // A dead cookie is cleared so the browser stops sending it.
-                    response
-                        .headers_mut()
-                        .append(header::SET_COOKIE, cookie.clear());
+        Ok(Credential::Cookie(raw)) => match cookie_allowed {
+            Err(err) => Err(refuse(err)),
+            Ok(()) => match verify_token(guard, raw, now).await {
+                Ok(current) => Ok(Some(current)),
+                Err(err) => {
+                    let mut response = refuse(err);
+                    if let Some(cookie) = guard.cookie {
+                        // A dead cookie is cleared so the browser stops sending it.
+                        response
+                            .headers_mut()
+                            .append(header::SET_COOKIE, cookie.clear());
+                    }
+                    Err(response)
                 }
-                Err(response)
-            }
+            },
         },
     }
 }
@@ -154,6 +158,21 @@ fn credential(
         .map_or(Credential::None, Credential::Cookie))
 }
 
-fn csrf_safe(request: &Request) -> bool {
-    request.method() == Method::POST && is_json(request.headers())
+/// A cookie rides along on cross-site requests, so it is honoured only on
+/// a request that a cross-site page cannot send without a CORS preflight:
+/// one that declares a JSON body (Apollo Client does, even on GET), or that
+/// carries [`PREFLIGHT_HEADER`].
+fn cookie_allowed(request: &Request) -> Result<(), AppError> {
+    let headers = request.headers();
+    if request.method() == Method::POST && !is_json(headers) {
+        Err(AppError::UnsupportedMediaType)
+    } else if is_json(headers) || headers.contains_key(PREFLIGHT_HEADER) {
+        Ok(())
+    } else {
+        Err(AppError::PreflightRequired)
+    }
 }
+
+/// A header with no meaning but that a cross-site page cannot set without
+/// the preflight that CORS refuses to origins not configured.
+pub const PREFLIGHT_HEADER: &str = "gatehouse-preflight";

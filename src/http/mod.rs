@@ -3,7 +3,9 @@
 pub mod graphql;
 pub mod guard;
 pub mod health;
+pub mod negotiate;
 pub mod playground;
+pub mod response;
 pub mod timeout;
 
 /// The largest request body accepted; a GraphQL operation is far smaller.

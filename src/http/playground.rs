@@ -1,11 +1,15 @@
-//! `GET /graphql`: GraphiQL, served entirely from the binary so it works on a
-//! network with no way out. Vendored files and their versions are in
+//! GraphiQL at `/graphql`, for a browser that asks for HTML, served entirely
+//! from the binary so it works on a network with no way out. Vendored files and their versions are in
 //! `assets/graphiql/`; `assets/graphiql/update.sh` refreshes them.
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+use crate::http::negotiate::{Format, negotiate};
 
 /// Everything the page may load comes from this server; inline styles are
 /// GraphiQL's own.
@@ -53,8 +57,18 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
+/// Answers a browser navigation to `/graphql` with the page; every other
+/// request goes on to the API, before the guard sees it.
+pub async fn page_for_browsers(request: Request, next: Next) -> Response {
+    let read = request.method() == Method::GET || request.method() == Method::HEAD;
+    if read && negotiate(request.headers(), true) == Format::Html {
+        return graphiql();
+    }
+    next.run(request).await
+}
+
 /// The GraphiQL page itself.
-pub async fn graphiql() -> Response {
+fn graphiql() -> Response {
     let mut response = serve(
         include_bytes!("graphiql.html"),
         "text/html; charset=utf-8",

@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::AppError;
+use crate::http::negotiate::negotiate;
+use crate::http::response;
 
 /// Runs the rest of the stack, or answers `TIMEOUT` (503) after `limit`.
 pub async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    let format = negotiate(request.headers(), false);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => AppError::Timeout.into_response(),
+        Err(_) => response::error(AppError::Timeout, format),
     }
 }

@@ -253,10 +253,7 @@ pub async fn spawn_app_with_clock(
     configure(&mut settings);
     let mut app = TestApp {
         addr: "127.0.0.1:0".parse().unwrap(),
-        client: reqwest::Client::builder()
-            .user_agent("gatehouse-tests")
-            .build()
-            .unwrap(),
+        client: client(),
         db: DatabaseConnection::default(),
         database,
         clock,
@@ -320,6 +317,11 @@ impl TestApp {
         token: Option<&str>,
     ) -> Reply {
         self.post_json(&body, token).await
+    }
+
+    /// POSTs any JSON body.
+    pub async fn post_value(&self, body: &Value, token: Option<&str>) -> Reply {
+        self.post_json(body, token).await
     }
 
     /// POSTs any JSON body, without a token.
@@ -510,7 +512,7 @@ pub fn serve(url: &str, rust_log: &str) -> Server {
 
 impl Server {
     pub async fn post(&self, body: Value, token: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
+        let mut request = client()
             .post(format!("http://{}/graphql", self.addr))
             .json(&body);
         if let Some(token) = token {
@@ -546,3 +548,21 @@ pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
         dir.path().join("gatehouse.db").display()
     )
 }
+
+/// An HTTP client that asks for what Apollo Client and urql ask for:
+/// `application/graphql-response+json`, whose statuses say whether a
+/// document ran. Tests of `application/json` set `Accept` themselves.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static(GRAPHQL_RESPONSE),
+    );
+    reqwest::Client::builder()
+        .user_agent("gatehouse-tests")
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";

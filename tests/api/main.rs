@@ -11,6 +11,7 @@ mod guessing;
 mod hashing;
 mod helpers;
 mod hostile_documents;
+mod http_spec;
 mod operations;
 mod purge;
 mod query_plans;

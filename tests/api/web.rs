@@ -6,10 +6,23 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, TestDatabase, spawn_app, spawn_app_on};
 
+/// What a browser's address bar sends.
+pub const BROWSER_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+
+async fn navigate(app: &TestApp, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header("accept", BROWSER_ACCEPT)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn graphiql_and_every_asset_it_loads_come_from_the_server() {
     let app = spawn_app().await;
-    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
+    let page = navigate(&app, "/graphql").await;
     assert_eq!(page.status(), StatusCode::OK);
     let csp = page.headers()["content-security-policy"]
         .to_str()
@@ -47,12 +60,13 @@ async fn graphiql_and_every_asset_it_loads_come_from_the_server() {
 }
 
 #[tokio::test]
-async fn get_never_executes_an_operation() {
+async fn a_browser_navigation_gets_the_page_and_runs_nothing() {
     let app = spawn_app().await;
     let (_, token, _) = app.signed_in_user().await;
     let response = app
         .client
         .get(app.url("/graphql?query=mutation%20%7B%20logout%20%7D"))
+        .header("accept", BROWSER_ACCEPT)
         .bearer_auth(&token)
         .send()
         .await
@@ -69,8 +83,14 @@ async fn playground_and_introspection_can_be_turned_off() {
         s.web.introspection = false;
     })
     .await;
-    let page = app.client.get(app.url("/graphql")).send().await.unwrap();
-    assert_eq!(page.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let page = navigate(&app, "/graphql").await;
+    assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let asset = app
         .client
         .get(app.url("/graphiql/graphiql.min.js"))

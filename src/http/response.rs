@@ -1,0 +1,122 @@
+//! Renders a GraphQL response as HTTP, in the negotiated format: the status
+//! from its errors, the headers that status promises, and no `data` entry
+//! when the document never ran.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::error::{AppError, AuthFailure, ErrorStatus};
+use crate::http::negotiate::Format;
+
+/// The whole HTTP response for `response`, sent as `format`.
+pub fn render(response: async_graphql::Response, format: Format) -> Response {
+    let status = status_for(&response.errors, format);
+    let body = if never_ran(&response) {
+        serde_json::to_vec(&Refused {
+            errors: &response.errors,
+        })
+    } else {
+        serde_json::to_vec(&response)
+    }
+    // Values are JSON already: serialising them cannot fail.
+    .unwrap_or_default();
+    let mut http = Response::new(Body::from(body));
+    *http.status_mut() = status;
+    let headers = http.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    // Answers about sessions are for this caller, now: no cache may keep one.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in response.http_headers.iter() {
+        headers.append(name, value.clone());
+    }
+    add_status_headers(&mut http, &response.errors);
+    http
+}
+
+/// An error raised outside the schema (the guard, an unusable request),
+/// shaped like a GraphQL response.
+pub fn error(err: AppError, format: Format) -> Response {
+    render(
+        async_graphql::Response::from_errors(vec![err.into_server_error()]),
+        format,
+    )
+}
+
+/// A request error: the document never ran, so there is no `data` to
+/// report, not even `null`.
+#[derive(Serialize)]
+struct Refused<'a> {
+    errors: &'a [async_graphql::ServerError],
+}
+
+/// Whether nothing executed: no data, and no error at a field's path.
+pub fn never_ran(response: &async_graphql::Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The status of the most severe error. With `application/json`, a
+/// refused document is a 200: the body says why.
+fn status_for(errors: &[async_graphql::ServerError], format: Format) -> StatusCode {
+    errors
+        .iter()
+        .map(|e| match ErrorStatus::of(e) {
+            ErrorStatus {
+                refuses_document: true,
+                ..
+            } if format == Format::Json => StatusCode::OK,
+            ErrorStatus { status, .. } => status,
+        })
+        .max_by_key(|status| match *status {
+            StatusCode::OK => 0,
+            StatusCode::UNAUTHORIZED => 1,
+            other => other.as_u16(),
+        })
+        .unwrap_or(StatusCode::OK)
+}
+
+/// Adds the headers a status promises: RFC 6750's challenge on a 401
+/// (`invalid_token` unless no token was sent), `Retry-After` on a 429 and
+/// `Allow` on a 405.
+fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]) {
+    let extension = |name: &str| {
+        errors
+            .iter()
+            .find_map(|e| e.extensions.as_ref()?.get(name).cloned())
+    };
+    match http.status() {
+        StatusCode::UNAUTHORIZED => {
+            let missing = extension("reason")
+                == Some(async_graphql::Value::from(
+                    AuthFailure::MissingToken.reason(),
+                ));
+            let challenge = if missing {
+                "Bearer"
+            } else {
+                r#"Bearer error="invalid_token""#
+            };
+            http.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            if let Some(async_graphql::Value::Number(seconds)) = extension("retryAfter")
+                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+            {
+                http.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            http.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        _ => {}
+    }
+}
