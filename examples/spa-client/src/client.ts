@@ -8,8 +8,10 @@ import {
   LogoutDocument,
   MeDocument,
   RefreshSessionDocument,
+  RegisterDocument,
+  RevokeSessionDocument,
   type MeQuery,
-} from "./gql/graphql";
+} from "./gql/graphql.js";
 
 /** Every `extensions.reason` Gatehouse sends with UNAUTHENTICATED. */
 export type SignOutReason =
@@ -33,6 +35,16 @@ export class RateLimited extends Error {
   }
 }
 
+/** Any other GraphQL error, with its stable code. */
+export class GatehouseError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** What to tell the user when a session ends. */
 export function explain(reason: SignOutReason): string {
   switch (reason) {
@@ -53,34 +65,74 @@ interface GraphQLError {
   extensions?: { code?: string; reason?: SignOutReason; retryAfter?: number };
 }
 
-/** Refresh this long before `expiresAt`, so a slow network never loses it. */
-const REFRESH_MARGIN_MS = 60_000;
+/** A session's two deadlines, as every operation here returns them. */
+interface Deadlines {
+  expiresAt: string;
+  absoluteExpiresAt: string;
+}
+
+export interface ClientOptions {
+  /** The Gatehouse endpoint, e.g. `https://id.example.com/graphql`. */
+  endpoint: string;
+  /** Called once whenever the server ends the session. */
+  onSignedOut: (reason: SignOutReason) => void;
+  /** Refresh this long before `expiresAt`, so a slow network never loses it. */
+  refreshMarginMs?: number;
+  /**
+   * Send each document by its hash alone, for a server started with
+   * GATEHOUSE_TRUSTED_DOCUMENTS=src/gql/persisted-documents.json.
+   */
+  trustedDocuments?: boolean;
+  /**
+   * Keep the session in Gatehouse's HttpOnly cookie instead of in memory
+   * (GATEHOUSE_SESSION_COOKIE=true, and this app's origin in
+   * GATEHOUSE_CORS_ORIGINS).
+   */
+  cookie?: boolean;
+}
 
 export class GatehouseClient {
   private token: string | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private lastActivity = Date.now();
+  private readonly margin: number;
 
-  constructor(
-    private readonly endpoint: string,
-    private readonly onSignedOut: (reason: SignOutReason) => void,
-  ) {}
+  constructor(private readonly options: ClientOptions) {
+    this.margin = options.refreshMarginMs ?? 60_000;
+  }
 
   /** Call on user input: only an active user's session is kept alive. */
   noteActivity(): void {
     this.lastActivity = Date.now();
   }
 
+  async register(email: string, password: string): Promise<string> {
+    const { register } = await this.request(RegisterDocument, { input: { email, password } });
+    this.signedIn(register.token, register.session);
+    return register.user.id;
+  }
+
   async login(email: string, password: string): Promise<void> {
     const { login } = await this.request(LoginDocument, { input: { email, password } });
-    this.token = login.token;
-    this.scheduleRefresh(login.session.expiresAt);
+    this.signedIn(login.token, login.session);
   }
 
   async me(): Promise<MeQuery["me"]> {
     const { me } = await this.request(MeDocument, {});
-    this.scheduleRefresh(me.session.expiresAt);
+    this.scheduleRefresh(me.session);
     return me;
+  }
+
+  /** Slides the idle window now; the timer calls this while the user is active. */
+  async refresh(): Promise<Deadlines> {
+    const { refreshSession } = await this.request(RefreshSessionDocument, {});
+    this.scheduleRefresh(refreshSession.session);
+    return refreshSession.session;
+  }
+
+  /** Signs out another of this account's sessions (from a device list). */
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.request(RevokeSessionDocument, { input: { sessionId } });
   }
 
   async logout(): Promise<void> {
@@ -91,16 +143,30 @@ export class GatehouseClient {
     }
   }
 
-  /** Slides the idle window if the user did something since the last request. */
-  private scheduleRefresh(expiresAt: string): void {
+  private signedIn(token: string, session: Deadlines): void {
+    this.token = this.options.cookie ? null : token;
+    this.scheduleRefresh(session);
+  }
+
+  /**
+   * Refreshes `margin` before `expiresAt` if the user did something since.
+   * Nothing extends a session past its absolute cap, so once `expiresAt`
+   * is that cap there is nothing left to refresh.
+   */
+  private scheduleRefresh(session: Deadlines): void {
     clearTimeout(this.refreshTimer);
-    const due = new Date(expiresAt).getTime() - REFRESH_MARGIN_MS - Date.now();
-    const requestedAt = Date.now();
-    this.refreshTimer = setTimeout(async () => {
-      if (this.lastActivity < requestedAt) return; // idle: let it expire
-      const { refreshSession } = await this.request(RefreshSessionDocument, {});
-      this.scheduleRefresh(refreshSession.expiresAt);
-    }, Math.max(due, 0));
+    const expiresAt = new Date(session.expiresAt).getTime();
+    if (expiresAt >= new Date(session.absoluteExpiresAt).getTime()) return;
+    const scheduledAt = Date.now();
+    this.refreshTimer = setTimeout(
+      () => {
+        if (this.lastActivity < scheduledAt) return; // idle: let it expire
+        // A failure has already reached onSignedOut, or will reach the
+        // next request the user makes.
+        this.refresh().catch(() => {});
+      },
+      Math.max(expiresAt - this.margin - Date.now(), 0),
+    );
   }
 
   private forget(): void {
@@ -112,27 +178,38 @@ export class GatehouseClient {
     document: TypedDocumentNode<Result, Variables>,
     variables: Variables,
   ): Promise<Result> {
-    const headers: Record<string, string> = { "content-type": "application/json" };
+    const headers: Record<string, string> = {
+      accept: "application/graphql-response+json, application/json;q=0.9",
+      "content-type": "application/json",
+    };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    const response = await fetch(this.endpoint, {
+    const hash = (document as { __meta__?: { hash?: string } }).__meta__?.hash;
+    const body = this.options.trustedDocuments
+      ? { documentId: hash, variables }
+      : { query: print(document), variables };
+    const response = await fetch(this.options.endpoint, {
       method: "POST",
       headers,
-      body: JSON.stringify({ query: print(document), variables }),
+      credentials: this.options.cookie ? "include" : "same-origin",
+      body: JSON.stringify(body),
     });
-    const body = (await response.json()) as { data?: Result | null; errors?: GraphQLError[] };
-    const error = body.errors?.[0];
+    const result = (await response.json()) as { data?: Result | null; errors?: GraphQLError[] };
+    const error = result.errors?.[0];
     if (error?.extensions?.code === "UNAUTHENTICATED") {
       const reason = error.extensions.reason ?? "INVALID_TOKEN";
       this.forget();
-      this.onSignedOut(reason);
+      this.options.onSignedOut(reason);
       throw new SignedOut(reason);
     }
     if (error?.extensions?.code === "RATE_LIMITED") {
       throw new RateLimited(error.extensions.retryAfter ?? 60);
     }
-    if (error || !body.data) {
-      throw new Error(error?.message ?? `Unexpected ${response.status} from Gatehouse`);
+    if (error || !result.data) {
+      throw new GatehouseError(
+        error?.extensions?.code ?? "UNKNOWN",
+        error?.message ?? `Unexpected ${response.status} from Gatehouse`,
+      );
     }
-    return body.data;
+    return result.data;
   }
 }

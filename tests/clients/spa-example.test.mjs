@@ -1,0 +1,130 @@
+// The SPA example (examples/spa-client), compiled as it ships, runs its
+// flow against the real binary under short timeouts: it refreshes before
+// expiry while the user is active, lets an idle session lapse, stops at the
+// absolute cap, and works in trusted-documents mode.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { startGatehouse } from "./gatehouse.mjs";
+import { EXAMPLE, MANIFEST, PASSWORD, email, sleep } from "./support.mjs";
+
+const { GatehouseClient, SignedOut } = await import(resolve(EXAMPLE, "dist/client.js"));
+
+/** Records the operations the example sends, by name. */
+function recordOperations() {
+  const sent = [];
+  const original = globalThis.fetch;
+  globalThis.fetch = (url, init) => {
+    const body = JSON.parse(init.body);
+    sent.push(body.query?.match(/^(query|mutation) (\w+)/)?.[2] ?? body.documentId);
+    return original(url, init);
+  };
+  return { sent, restore: () => (globalThis.fetch = original) };
+}
+
+/** Keeps "the user" active every 200 ms for `ms`. */
+async function activeFor(client, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    client.noteActivity();
+    await sleep(200);
+  }
+}
+
+describe("the SPA example", () => {
+  let server;
+  before(async () => {
+    server = await startGatehouse({
+      GATEHOUSE_IDLE_TIMEOUT: "2s",
+      GATEHOUSE_ABSOLUTE_TIMEOUT: "6s",
+    });
+  });
+  after(() => server.stop());
+
+  test("keeps an active user signed in until the absolute cap, and says why it ended", async () => {
+    const recorder = recordOperations();
+    try {
+      const signOuts = [];
+      const client = new GatehouseClient({
+        endpoint: server.url,
+        onSignedOut: (reason) => signOuts.push(reason),
+        refreshMarginMs: 1_000,
+      });
+      await client.register(email("spa-active"), PASSWORD);
+      // Twice the idle timeout, with no request but the example's own refreshes.
+      await activeFor(client, 4_000);
+      assert.ok(
+        recorder.sent.filter((op) => op === "RefreshSession").length >= 2,
+        `refreshes: ${recorder.sent}`,
+      );
+      const me = await client.me();
+      assert.ok(Date.parse(me.session.expiresAt) <= Date.parse(me.session.absoluteExpiresAt));
+
+      // No refresh goes past the cap: the session ends there, however active.
+      await activeFor(client, 2_500);
+      const error = await client.me().then(
+        () => assert.fail("signed in past the absolute cap"),
+        (e) => e,
+      );
+      assert.ok(error instanceof SignedOut);
+      assert.equal(error.reason, "ABSOLUTE_TIMEOUT");
+      assert.deepEqual(signOuts, ["ABSOLUTE_TIMEOUT"]);
+    } finally {
+      recorder.restore();
+    }
+  });
+
+  test("lets an idle user's session lapse without refreshing it", async () => {
+    const recorder = recordOperations();
+    try {
+      const signOuts = [];
+      const client = new GatehouseClient({
+        endpoint: server.url,
+        onSignedOut: (reason) => signOuts.push(reason),
+        refreshMarginMs: 1_000,
+      });
+      await client.register(email("spa-idle"), PASSWORD);
+      await sleep(2_500);
+      assert.ok(!recorder.sent.includes("RefreshSession"), `sent: ${recorder.sent}`);
+      await assert.rejects(client.me(), (e) => e instanceof SignedOut && e.reason === "IDLE_TIMEOUT");
+      assert.deepEqual(signOuts, ["IDLE_TIMEOUT"]);
+    } finally {
+      recorder.restore();
+    }
+  });
+
+  test("runs by hash against its own manifest in trusted-documents mode", async () => {
+    const trusted = await startGatehouse({ GATEHOUSE_TRUSTED_DOCUMENTS: MANIFEST });
+    const recorder = recordOperations();
+    try {
+      const signOuts = [];
+      const laptop = new GatehouseClient({
+        endpoint: trusted.url,
+        onSignedOut: (reason) => signOuts.push(reason),
+        trustedDocuments: true,
+      });
+      const phone = new GatehouseClient({
+        endpoint: trusted.url,
+        onSignedOut: (reason) => signOuts.push(reason),
+        trustedDocuments: true,
+      });
+      const address = email("spa-trusted");
+      await laptop.register(address, PASSWORD);
+      await phone.login(address, PASSWORD);
+      const me = await laptop.me();
+      assert.equal(me.user.email, address);
+      const other = me.sessions.find((s) => !s.current);
+      await laptop.revokeSession(other.id);
+      await assert.rejects(phone.me(), (e) => e instanceof SignedOut && e.reason === "REVOKED");
+      await laptop.logout();
+      assert.deepEqual(signOuts, ["REVOKED"]);
+      assert.ok(
+        recorder.sent.every((id) => /^[0-9a-f]{64}$/.test(id)),
+        `sent: ${recorder.sent}`,
+      );
+    } finally {
+      recorder.restore();
+      await trusted.stop();
+    }
+  });
+});

@@ -1,0 +1,62 @@
+// What the client tests share: the example app's generated documents,
+// unique e-mails, and a fetch that behaves like a browser page on another
+// origin (it sends Origin and keeps cookies).
+import { createHash } from "node:crypto";
+import { resolve } from "node:path";
+
+export const PASSWORD = "correct horse battery staple";
+export const EXAMPLE = resolve(import.meta.dirname, "../../examples/spa-client");
+export const MANIFEST = resolve(EXAMPLE, "src/gql/persisted-documents.json");
+
+/** The SPA example's typed documents, as codegen wrote them (`npm run check`). */
+export const documents = await import(resolve(EXAMPLE, "dist/gql/graphql.js"));
+
+let counter = 0;
+export const email = (who) => `${who}-${process.pid}-${++counter}@example.com`;
+
+export const sha256 = (text) => createHash("sha256").update(text).digest("hex");
+
+export const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * A fetch as a page served from `origin` makes it with
+ * `credentials: "include"`: it sends `Origin` and the cookies the server
+ * set, and fails as a browser would if CORS does not let the page read the
+ * answer.
+ */
+export function browserFetch(origin) {
+  const jar = new Map();
+  const requests = [];
+  const fetchFn = async (url, init = {}) => {
+    const headers = new Headers(init.headers);
+    headers.set("origin", origin);
+    if (jar.size) headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
+    requests.push({ method: init.method ?? "GET", url: String(url), headers });
+    const response = await fetch(url, { ...init, headers });
+    if (response.headers.get("access-control-allow-origin") !== origin) {
+      throw new TypeError(`CORS: ${origin} may not read ${url}`);
+    }
+    if (response.headers.get("access-control-allow-credentials") !== "true") {
+      throw new TypeError("CORS: credentials are not allowed");
+    }
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = cookie.split(";");
+      const [name, value] = pair.split("=");
+      const expired = attributes.some((a) => a.trim().toLowerCase() === "max-age=0");
+      if (expired) jar.delete(name.trim());
+      else jar.set(name.trim(), value);
+    }
+    return response;
+  };
+  return { fetch: fetchFn, jar, requests };
+}
+
+/** A fetch that records what it sent. */
+export function recordingFetch() {
+  const requests = [];
+  const fetchFn = (url, init = {}) => {
+    requests.push({ method: init.method ?? "GET", url: String(url), body: init.body });
+    return fetch(url, init);
+  };
+  return { fetch: fetchFn, requests };
+}
