@@ -83,7 +83,7 @@ impl Application {
             Some(path) => PersistedDocuments::trusted(path)?,
             None => PersistedDocuments::automatic(),
         };
-        let router = router(auth, db.clone(), documents, &settings);
+        let router = router(auth, db.clone(), documents, &settings)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -139,7 +139,7 @@ fn router(
     db: DatabaseConnection,
     documents: PersistedDocuments,
     settings: &Settings,
-) -> Router {
+) -> anyhow::Result<Router> {
     let web = &settings.web;
     let cookie = web
         .session_cookie
@@ -147,17 +147,19 @@ fn router(
     // GraphiQL sends documents of its own: no use where only trusted ones run.
     let page = web.playground && !documents.is_trusted_only();
     let endpoint = Endpoint {
-        schema: schema::build(auth.clone(), cookie, web.introspection),
+        schema: schema::build(auth.clone(), cookie, web.introspection)?,
         documents,
     };
+    // `route_layer`: a method with no route gets its 405 without the guard
+    // looking at, or sliding, the session it names.
     let mut execute = post(graphql::post)
         .get(graphql::get)
         .with_state(endpoint)
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             Guard { auth, cookie },
             guard::authenticate_request,
         ))
-        .layer(axum::middleware::from_fn_with_state(
+        .route_layer(axum::middleware::from_fn_with_state(
             settings.request_timeout,
             timeout::deadline,
         ));
@@ -166,15 +168,20 @@ fn router(
         .route("/readyz", get(health::readyz))
         .with_state(db);
     if page {
-        execute = execute.layer(axum::middleware::from_fn(playground::page_for_browsers));
+        execute = execute.route_layer(axum::middleware::from_fn(playground::page_for_browsers));
         app = app.merge(playground::routes());
     }
     app = app.route("/graphql", execute);
-    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    Ok(app
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors(&web.cors_origins, cookie.is_some()))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: a GET's query string can hold a
+        // document, and a document can hold a password.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         // A bug must cost one request a 500, never the connection or the node.
-        .layer(CatchPanicLayer::new())
+        .layer(CatchPanicLayer::new()))
 }
 
 /// CORS for the configured origins only; any other origin gets no CORS

@@ -6,9 +6,10 @@ pub mod limits;
 pub mod mutation;
 pub mod persisted;
 pub mod query;
-pub mod read_only;
+pub mod request_checks;
 pub mod schema;
 pub mod types;
+pub mod variables;
 
 use std::sync::Arc;
 

@@ -81,7 +81,9 @@ impl PersistedDocuments {
             }
             let query: Arc<str> = query.into();
             texts.insert(query.clone());
-            by_id.insert(id, query);
+            if by_id.insert(normalise(&id), query).is_some() {
+                anyhow::bail!("trusted document id {id} appears twice, ignoring case and sha256:");
+            }
         }
         Ok(Self(Arc::new(Mode::Trusted { by_id, texts })))
     }
@@ -93,7 +95,8 @@ impl PersistedDocuments {
 
     /// The text to run for a request that sent `query`, an `id`, or both.
     pub fn resolve(&self, query: Option<String>, id: Option<&str>) -> Result<Resolved, AppError> {
-        let id = id.map(|id| id.strip_prefix("sha256:").unwrap_or(id));
+        let id = id.map(normalise);
+        let id = id.as_deref();
         match &*self.0 {
             Mode::Automatic(kept) => match (query, id) {
                 (None, None) => Err(no_query()),
@@ -111,7 +114,7 @@ impl PersistedDocuments {
                 }
                 (Some(query), Some(id)) => {
                     let hash = sha256(&query);
-                    if !hash.eq_ignore_ascii_case(id) {
+                    if hash != id {
                         return Err(AppError::BadRequest(
                             "The persisted query's hash is not the SHA-256 of its text".into(),
                         ));
@@ -151,6 +154,16 @@ impl PersistedDocuments {
     }
 }
 
+/// One spelling per id: hashes are hex, whose case means nothing, and the
+/// persisted-documents proposal may prefix them with `sha256:`.
+fn normalise(id: &str) -> String {
+    let id = id.to_ascii_lowercase();
+    match id.strip_prefix("sha256:") {
+        Some(hash) => hash.to_owned(),
+        None => id,
+    }
+}
+
 fn no_query() -> AppError {
     AppError::BadRequest("The request has no query".into())
 }
@@ -177,10 +190,12 @@ mod tests {
             apq.resolve(Some(ME.into()), Some(&wrong)),
             Err(AppError::BadRequest(_))
         ));
-        let resolved = apq.resolve(Some(ME.into()), Some(&sha256(ME))).unwrap();
+        let upper = sha256(ME).to_ascii_uppercase();
+        let resolved = apq.resolve(Some(ME.into()), Some(&upper)).unwrap();
         apq.keep(resolved.keep_as.unwrap(), &resolved.query);
-        let found = apq.resolve(None, Some(&sha256(ME))).unwrap();
-        assert_eq!(found.query, ME);
+        for id in [sha256(ME), upper, format!("sha256:{}", sha256(ME))] {
+            assert_eq!(apq.resolve(None, Some(&id)).unwrap().query, ME);
+        }
     }
 
     #[test]
@@ -198,17 +213,25 @@ mod tests {
     fn the_manifest_alone_decides_what_runs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("manifest.json");
-        std::fs::write(&path, serde_json::json!({ "abc": ME }).to_string()).unwrap();
+        let other = "query Other { me { user { id } } }";
+        std::fs::write(
+            &path,
+            serde_json::json!({ "abc": ME, "sha256:def": other }).to_string(),
+        )
+        .unwrap();
         let trusted = PersistedDocuments::trusted(&path).unwrap();
         assert_eq!(trusted.resolve(None, Some("abc")).unwrap().query, ME);
         assert_eq!(trusted.resolve(None, Some("sha256:abc")).unwrap().query, ME);
+        assert_eq!(trusted.resolve(None, Some("ABC")).unwrap().query, ME);
+        assert_eq!(trusted.resolve(None, Some("def")).unwrap().query, other);
+        assert!(trusted.resolve(None, Some("sha256:sha256:def")).is_err());
         assert_eq!(trusted.resolve(Some(ME.into()), None).unwrap().query, ME);
         assert!(matches!(
             trusted.resolve(Some("{ me { id } }".into()), None),
             Err(AppError::DocumentNotTrusted)
         ));
         assert!(matches!(
-            trusted.resolve(None, Some("def")),
+            trusted.resolve(None, Some("fed")),
             Err(AppError::PersistedQueryNotFound)
         ));
         // Registration does nothing in this mode.
@@ -228,6 +251,7 @@ mod tests {
             "[]".to_owned(),
             "{}".to_owned(),
             serde_json::json!({ "x": "query {" }).to_string(),
+            serde_json::json!({ "x": ME, "sha256:X": ME }).to_string(),
             // Parses, but is nested past the limit.
             serde_json::json!({ "x": format!("{{ {}id{} }}", "me { ".repeat(40), " }".repeat(40)) })
                 .to_string(),

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::context::RequestContext;
 use crate::error::{self, AppError};
 use crate::graphql::persisted::PersistedDocuments;
-use crate::graphql::read_only::SentWithGet;
+use crate::graphql::request_checks::SelectedOperation;
 use crate::graphql::schema::GatehouseSchema;
 use crate::http::negotiate::{Format, negotiate};
 use crate::http::response;
@@ -97,13 +97,12 @@ async fn run(
         async_graphql::Variables::from_json(Value::Object(params.variables.unwrap_or_default()));
     let mut request = async_graphql::Request::new(resolved.query.as_str())
         .variables(variables)
-        .data(context);
-    request.operation_name = params.operation_name.clone();
-    if sent_with_get {
-        request = request.data(SentWithGet {
-            operation_name: params.operation_name,
+        .data(context)
+        .data(SelectedOperation {
+            name: params.operation_name.clone(),
+            read_only: sent_with_get,
         });
-    }
+    request.operation_name = params.operation_name;
     let mut result = endpoint.schema.execute(request).await;
     error::ensure_codes(&mut result);
     if let Some(hash) = resolved.keep_as

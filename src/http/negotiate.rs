@@ -48,9 +48,18 @@ pub fn negotiate(headers: &HeaderMap, html: bool) -> Format {
         }
         any = true;
         let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, q)| {
+                q.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))
+            });
+        // A weight outside 0..=1 (or NaN) makes the range meaningless.
+        let Some(q) = q else {
+            continue;
+        };
         let offered: &[Format] = match mime.as_str() {
             "application/graphql-response+json" => &[Format::GraphQLResponse],
             "application/json" | "application/*" | "*/*" => &[Format::Json],
@@ -123,6 +132,10 @@ mod tests {
             ),
             (Some("text/plain"), Json),
             (Some("application/json;q=0"), Json),
+            // Parameter names ignore case; nonsense weights count for nothing.
+            (Some("text/html;Q=0.1, application/json;q=0.5"), Json),
+            (Some("text/html;q=NaN, application/json;q=0.5"), Json),
+            (Some("text/html;q=1e40, application/json;q=0.5"), Json),
         ];
         for (accept, expected) in cases {
             assert_eq!(pick(accept, true), expected, "{accept:?}");

@@ -78,6 +78,10 @@ fn graphiql() -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    // The same URL answers API requests: a cache must tell them apart.
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     response
 }
 

@@ -7,12 +7,27 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Serialize;
 
+use async_graphql::Value;
+
 use crate::error::{AppError, AuthFailure, ErrorStatus};
 use crate::http::negotiate::Format;
 
 /// The whole HTTP response for `response`, sent as `format`.
-pub fn render(response: async_graphql::Response, format: Format) -> Response {
-    let status = status_for(&response.errors, format);
+pub fn render(mut response: async_graphql::Response, format: Format) -> Response {
+    // async-graphql drops a failed non-null root field's key instead of
+    // nulling `data`; with every root field gone, the data is null.
+    if matches!(&response.data, Value::Object(fields) if fields.is_empty())
+        && !response.errors.is_empty()
+    {
+        response.data = Value::Null;
+    }
+    // Data means the operation ran and produced something: GraphQL over
+    // HTTP requires a 2xx then, whatever its field errors say.
+    let status = if response.data == Value::Null {
+        status_for(&response.errors, format)
+    } else {
+        StatusCode::OK
+    };
     let body = if never_ran(&response) {
         serde_json::to_vec(&Refused {
             errors: &response.errors,
@@ -31,6 +46,7 @@ pub fn render(response: async_graphql::Response, format: Format) -> Response {
     );
     // Answers about sessions are for this caller, now: no cache may keep one.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
     for (name, value) in response.http_headers.iter() {
         headers.append(name, value.clone());
     }
@@ -56,7 +72,7 @@ struct Refused<'a> {
 
 /// Whether nothing executed: no data, and no error at a field's path.
 pub fn never_ran(response: &async_graphql::Response) -> bool {
-    response.data == async_graphql::Value::Null
+    response.data == Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty())
 }
@@ -92,10 +108,8 @@ fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]
     };
     match http.status() {
         StatusCode::UNAUTHORIZED => {
-            let missing = extension("reason")
-                == Some(async_graphql::Value::from(
-                    AuthFailure::MissingToken.reason(),
-                ));
+            let missing =
+                extension("reason") == Some(Value::from(AuthFailure::MissingToken.reason()));
             let challenge = if missing {
                 "Bearer"
             } else {
@@ -107,7 +121,7 @@ fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]
             );
         }
         StatusCode::TOO_MANY_REQUESTS => {
-            if let Some(async_graphql::Value::Number(seconds)) = extension("retryAfter")
+            if let Some(Value::Number(seconds)) = extension("retryAfter")
                 && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
             {
                 http.headers_mut().insert(header::RETRY_AFTER, value);

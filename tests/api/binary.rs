@@ -256,6 +256,17 @@ async fn trace_logs_hold_no_token_password_or_hash() {
         })
     };
     server.post(login(wrong), None).await;
+    // A login sent over GET is refused, but its URL holds the password.
+    let over_get = reqwest::Client::new()
+        .get(format!("http://{}/graphql", server.addr))
+        .query(&[(
+            "query",
+            format!(r#"mutation {{ login(input: {{email: "logs@example.com", password: "{wrong}"}}) {{ token }} }}"#),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over_get.status(), 405);
     let (_, body) = server.post(login(first), None).await;
     let other = body["data"]["login"]["token"].as_str().unwrap().to_owned();
     server

@@ -534,6 +534,15 @@ impl Server {
     }
 }
 
+/// A test that fails must not leave its server running: it would hold the
+/// test runner's output open.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn signal(child: &Child, signal: &str) {
     let status = Process::new("kill")
         .args([signal, &child.id().to_string()])

@@ -436,3 +436,78 @@ async fn the_cookie_is_honoured_on_get_only_with_a_preflighted_header() {
         .to_lowercase();
     assert!(allowed.contains("gatehouse-preflight"), "{allowed}");
 }
+
+#[tokio::test]
+async fn variables_are_coerced_before_any_field_runs() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    // `logout` comes first: had the request started, it would have run.
+    let revoke =
+        "mutation($id: ID!) { logout revokeSession(input: {sessionId: $id}) { session { id } } }";
+    let login = "mutation($in: LoginInput!) { logout login(input: $in) { token } }";
+    for (query, variables) in [
+        (revoke, json!({})),
+        (revoke, json!({ "id": 1.5 })),
+        (login, json!({ "in": "a string" })),
+        (login, json!({ "in": { "email": "a@example.com" } })),
+        (
+            login,
+            json!({ "in": { "email": "a@example.com", "password": "x", "admin": true } }),
+        ),
+    ] {
+        let body = json!({ "query": query, "variables": variables });
+        let refused = app.post_value(&body, Some(&token)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{variables}");
+        assert_eq!(refused.code(), "GRAPHQL_VALIDATION_FAILED", "{variables}");
+        assert!(refused.body.get("data").is_none(), "{}", refused.body);
+    }
+    app.me(&token).await.data("me");
+}
+
+#[tokio::test]
+async fn data_that_is_not_null_is_a_200_whatever_its_errors() {
+    let app = spawn_app().await;
+    let partial = app
+        .post_value(
+            &json!({ "query": "{ __typename me { user { email } } }" }),
+            None,
+        )
+        .await;
+    assert_eq!(partial.status, StatusCode::OK, "{}", partial.body);
+    assert_eq!(partial.body["data"]["__typename"], "Query");
+    assert_eq!(partial.code(), "UNAUTHENTICATED");
+    assert_eq!(partial.reason(), "MISSING_TOKEN");
+
+    let alone = app.post_value(&json!({ "query": ME }), None).await;
+    assert_eq!(alone.status, StatusCode::UNAUTHORIZED);
+    assert!(alone.body["data"].is_null(), "{}", alone.body);
+    assert_eq!(alone.headers["vary"], "accept");
+}
+
+#[tokio::test]
+async fn a_method_without_a_route_is_405_before_the_guard() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    // Had the guard run, the forged token would be a 401.
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
+        for auth in ["Bearer gth_forged", &format!("Bearer {token}")] {
+            let response = app
+                .client
+                .request(method.clone(), app.url("/graphql"))
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method}"
+            );
+        }
+    }
+    app.me(&token).await.data("me");
+}

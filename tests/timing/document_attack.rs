@@ -48,7 +48,7 @@ fn hostile_documents() -> Vec<String> {
 }
 
 async fn attack(server: &Server, documents: &[String], until: Instant) -> usize {
-    let client = reqwest::Client::new();
+    let client = crate::helpers::client();
     let mut sent = 0;
     while Instant::now() < until {
         let query = &documents[sent % documents.len()];

@@ -1,6 +1,8 @@
-//! Keeps GET requests read-only: a link, an image or a prefetch can send a
-//! GET, so only a query may run on one. The check comes after parsing and
-//! the limits, on the operation the request selects.
+//! Checks on the operation a request selects, once its document has parsed
+//! and passed the limits, and before anything runs:
+//! - a GET is read-only: a link, an image or a prefetch can send one, so
+//!   only a query may run on it;
+//! - the variables coerce to their declared types.
 
 use std::sync::Arc;
 
@@ -9,24 +11,34 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql::{ServerResult, Variables};
 
 use crate::error::AppError;
+use crate::graphql::variables::InputTypes;
 
-/// Request data that marks a request as sent with GET, naming the
-/// operation it asked for.
-pub struct SentWithGet {
-    pub operation_name: Option<String>,
+/// Request data from the HTTP layer: the operation the request names, and
+/// whether it came by GET.
+pub struct SelectedOperation {
+    pub name: Option<String>,
+    pub read_only: bool,
 }
 
 /// The extension factory to register on the schema, before the others.
-pub struct ReadOnlyGet;
+pub struct RequestChecks(Arc<InputTypes>);
 
-impl ExtensionFactory for ReadOnlyGet {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ReadOnlyGet)
+impl RequestChecks {
+    pub fn new(types: InputTypes) -> Self {
+        Self(Arc::new(types))
     }
 }
 
+impl ExtensionFactory for RequestChecks {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestChecksExtension(self.0.clone()))
+    }
+}
+
+struct RequestChecksExtension(Arc<InputTypes>);
+
 #[async_graphql::async_trait::async_trait]
-impl Extension for ReadOnlyGet {
+impl Extension for RequestChecksExtension {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -35,21 +47,24 @@ impl Extension for ReadOnlyGet {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        if let Some(get) = ctx.data_opt::<SentWithGet>()
-            && selects_a_write(&document, get.operation_name.as_deref())
-        {
+        let selected = ctx.data_opt::<SelectedOperation>();
+        let name = selected.and_then(|s| s.name.as_deref());
+        if selected.is_some_and(|s| s.read_only) && selects_a_write(&document, name) {
             return Err(AppError::MethodNotAllowed.into_server_error());
         }
+        self.0
+            .check(&document, name, variables)
+            .map_err(|why| AppError::InvalidVariables(why).into_server_error())?;
         Ok(document)
     }
 }
 
-/// Whether the operation `name` selects is anything but a query. A name
-/// that selects nothing is left for validation to refuse.
+/// Whether the operation `name` selects is anything but a query.
 fn selects_a_write(document: &ExecutableDocument, name: Option<&str>) -> bool {
     let is_write = |ty: OperationType| ty != OperationType::Query;
     match (&document.operations, name) {
         (DocumentOperations::Single(op), _) => is_write(op.node.ty),
+        // A name that selects nothing is left for validation to refuse.
         (DocumentOperations::Multiple(ops), Some(name)) => {
             ops.get(name).is_some_and(|op| is_write(op.node.ty))
         }
