@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::domain::session_policy::SessionPolicy;
+use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::domain::throttle_policy::ThrottlePolicy;
+use crate::services::auth::SessionRules;
 
 /// `gatehouse serve | migrate | schema`.
 #[derive(Debug, Parser)]
@@ -48,6 +49,9 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
 
+    #[command(flatten)]
+    pub sessions: SessionFeatures,
+
     /// Keep ended sessions this long (so a stale token still reports why it
     /// ended), then purge them.
     #[arg(long, env = "GATEHOUSE_SESSION_RETENTION", default_value = "7days", value_parser = parse_duration)]
@@ -69,6 +73,37 @@ pub struct Settings {
 
     #[command(flatten)]
     pub hashing: PasswordHashing,
+}
+
+/// Remember-me, step-up, the session limit and the security history.
+#[derive(Clone, Debug, Args)]
+pub struct SessionFeatures {
+    /// Let `login(input: {rememberMe: true})` open a session under the
+    /// remember-me timeouts. With `false`, such sessions use the standard ones.
+    #[arg(long, env = "GATEHOUSE_REMEMBER_ME", default_value_t = true, action = clap::ArgAction::Set)]
+    pub remember_me: bool,
+
+    /// The idle timeout of a remember-me session.
+    #[arg(long, env = "GATEHOUSE_REMEMBER_IDLE_TIMEOUT", default_value = "7days", value_parser = parse_duration)]
+    pub remember_idle_timeout: Duration,
+
+    /// The absolute timeout of a remember-me session.
+    #[arg(long, env = "GATEHOUSE_REMEMBER_ABSOLUTE_TIMEOUT", default_value = "30days", value_parser = parse_duration)]
+    pub remember_absolute_timeout: Duration,
+
+    /// How recently a password must have been proven on a session for a
+    /// sensitive operation (step-up).
+    #[arg(long, env = "GATEHOUSE_FRESH_AGE", default_value = "10m", value_parser = parse_duration)]
+    pub fresh_age: Duration,
+
+    /// The most live sessions one account may have; a sign-in past it signs
+    /// out the least recently active. 0: no limit.
+    #[arg(long, env = "GATEHOUSE_MAX_SESSIONS_PER_USER", default_value_t = 0)]
+    pub max_sessions_per_user: u32,
+
+    /// Keep security events this long, then purge them.
+    #[arg(long, env = "GATEHOUSE_EVENT_RETENTION", default_value = "90days", value_parser = parse_duration)]
+    pub event_retention: Duration,
 }
 
 /// argon2id parameters and the bound on hashing work. A sign-in with a hash
@@ -249,12 +284,22 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
 impl Settings {
     /// Refuses settings that cannot make sense together, naming the setting.
     pub fn validate(&self) -> Result<(), String> {
+        let features = &self.sessions;
         for (name, value) in [
             ("GATEHOUSE_IDLE_TIMEOUT (--idle-timeout)", self.idle_timeout),
             (
                 "GATEHOUSE_ABSOLUTE_TIMEOUT (--absolute-timeout)",
                 self.absolute_timeout,
             ),
+            (
+                "GATEHOUSE_REMEMBER_IDLE_TIMEOUT (--remember-idle-timeout)",
+                features.remember_idle_timeout,
+            ),
+            (
+                "GATEHOUSE_REMEMBER_ABSOLUTE_TIMEOUT (--remember-absolute-timeout)",
+                features.remember_absolute_timeout,
+            ),
+            ("GATEHOUSE_FRESH_AGE (--fresh-age)", features.fresh_age),
         ] {
             if value < Duration::from_secs(1) || value > MAX_TIMEOUT {
                 return Err(format!(
@@ -272,20 +317,55 @@ impl Settings {
                 "GATEHOUSE_SESSION_RETENTION (--session-retention) must be at most 366days".into(),
             );
         }
-        if self.idle_timeout > self.absolute_timeout {
-            return Err(format!(
-                "GATEHOUSE_IDLE_TIMEOUT (--idle-timeout) {} is longer than \
-                 GATEHOUSE_ABSOLUTE_TIMEOUT (--absolute-timeout) {}",
-                humantime::format_duration(self.idle_timeout),
-                humantime::format_duration(self.absolute_timeout)
-            ));
+        if self.sessions.event_retention > MAX_TIMEOUT {
+            return Err(
+                "GATEHOUSE_EVENT_RETENTION (--event-retention) must be at most 366days".into(),
+            );
+        }
+        for (idle, absolute, prefix) in [
+            (self.idle_timeout, self.absolute_timeout, ""),
+            (
+                features.remember_idle_timeout,
+                features.remember_absolute_timeout,
+                "REMEMBER_",
+            ),
+        ] {
+            if idle > absolute {
+                let flag = prefix.to_lowercase().replace('_', "-");
+                return Err(format!(
+                    "GATEHOUSE_{prefix}IDLE_TIMEOUT (--{flag}idle-timeout) {} is longer than \
+                     GATEHOUSE_{prefix}ABSOLUTE_TIMEOUT (--{flag}absolute-timeout) {}",
+                    humantime::format_duration(idle),
+                    humantime::format_duration(absolute)
+                ));
+            }
         }
         Ok(())
     }
 
-    /// The timeout policy these settings describe.
-    pub fn session_policy(&self) -> SessionPolicy {
-        SessionPolicy::new(self.idle_timeout, self.absolute_timeout)
+    /// Every rule a session lives by.
+    pub fn session_rules(&self) -> Result<SessionRules, String> {
+        Ok(SessionRules {
+            policies: self.session_policies(),
+            fresh_age: chrono::TimeDelta::from_std(self.sessions.fresh_age)
+                .map_err(|e| format!("GATEHOUSE_FRESH_AGE: {e}"))?,
+            max_sessions: (self.sessions.max_sessions_per_user > 0)
+                .then_some(self.sessions.max_sessions_per_user),
+        })
+    }
+
+    /// The timeout policies these settings describe.
+    pub fn session_policies(&self) -> SessionPolicies {
+        let features = &self.sessions;
+        SessionPolicies {
+            standard: SessionPolicy::new(self.idle_timeout, self.absolute_timeout),
+            remembered: features.remember_me.then(|| {
+                SessionPolicy::new(
+                    features.remember_idle_timeout,
+                    features.remember_absolute_timeout,
+                )
+            }),
+        }
     }
 }
 

@@ -24,6 +24,9 @@ pub struct RequestContext {
     /// The verified, live session, when a valid token came with the request.
     pub session: Option<CurrentSession>,
     pub client: Client,
+    /// Sent with `gatehouse-passive`: checked like any other, but it is not
+    /// activity, so it slides nothing.
+    pub passive: bool,
 }
 
 /// The caller's session as the guard verified it, with the expiry the
@@ -60,8 +63,12 @@ pub struct SessionRecord {
     pub created_at: DateTime<Utc>,
     pub last_activity_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
+    /// When a password was last proven on the session.
+    pub authenticated_at: DateTime<Utc>,
+    pub remember_me: bool,
 }
 
 impl From<&session::Model> for SessionRecord {
@@ -71,8 +78,13 @@ impl From<&session::Model> for SessionRecord {
             created_at: session.created_at,
             last_activity_at: session.last_activity_at,
             revoked_at: session.revoked_at,
+            revoked_reason: session.revoked_reason.clone(),
             user_agent: session.user_agent.clone(),
             ip_address: session.ip_address.clone(),
+            // Written by every insert; only rows from before step-up existed
+            // lack it, and those were backfilled with their creation.
+            authenticated_at: session.authenticated_at.unwrap_or(session.created_at),
+            remember_me: session.remember_me,
         }
     }
 }

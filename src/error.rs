@@ -13,6 +13,8 @@ pub enum AuthFailure {
     IdleTimeout,
     AbsoluteTimeout,
     Revoked,
+    /// Revoked because a newer sign-in went past the session limit.
+    SessionLimit,
 }
 
 impl AuthFailure {
@@ -24,6 +26,7 @@ impl AuthFailure {
             Self::IdleTimeout => "IDLE_TIMEOUT",
             Self::AbsoluteTimeout => "ABSOLUTE_TIMEOUT",
             Self::Revoked => "REVOKED",
+            Self::SessionLimit => "SESSION_LIMIT",
         }
     }
 
@@ -34,6 +37,7 @@ impl AuthFailure {
             Self::IdleTimeout => "The session ended after a period of inactivity",
             Self::AbsoluteTimeout => "The session reached its maximum lifetime",
             Self::Revoked => "The session was signed out",
+            Self::SessionLimit => "The session was signed out to make room for a newer sign-in",
         }
     }
 }
@@ -89,7 +93,8 @@ impl QueryLimit {
             }
             Self::PasswordChecks => format!(
                 "An operation may check at most {MAX_PASSWORD_CHECKS} password \
-                 (login, register, changePassword); send one per request"
+                 (login, register, changePassword, reauthenticate, deleteAccount); \
+                 send one per request"
             ),
             Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),
             Self::Arguments => format!("At most {MAX_ARGUMENTS} arguments per field"),
@@ -110,6 +115,12 @@ impl QueryLimit {
 pub enum AppError {
     Unauthenticated(AuthFailure),
     InvalidCredentials,
+    /// A sensitive operation on a session whose password was last proven
+    /// longer ago than `GATEHOUSE_FRESH_AGE`.
+    ReauthenticationRequired {
+        authenticated_at: chrono::DateTime<chrono::Utc>,
+        fresh_age: i64,
+    },
     BadUserInput(String),
     EmailTaken,
     NotFound,
@@ -150,6 +161,7 @@ impl AppError {
         match self {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::ReauthenticationRequired { .. } => "REAUTHENTICATION_REQUIRED",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::NotFound => "NOT_FOUND",
@@ -174,6 +186,10 @@ impl AppError {
         match self {
             Self::Unauthenticated(failure) => failure.message().into(),
             Self::InvalidCredentials => "Invalid email or password".into(),
+            Self::ReauthenticationRequired { fresh_age, .. } => format!(
+                "Confirm your password first: this needs a password proven within \
+                 {fresh_age} seconds; call reauthenticate, then retry"
+            ),
             Self::BadUserInput(message)
             | Self::BadRequest(message)
             | Self::InvalidVariables(message) => message.clone(),
@@ -239,7 +255,9 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PreflightRequired => StatusCode::FORBIDDEN,
+            Self::PreflightRequired | Self::ReauthenticationRequired { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -383,6 +401,14 @@ impl From<AppError> for async_graphql::Error {
             match &err {
                 AppError::Unauthenticated(failure) => ext.set("reason", failure.reason()),
                 AppError::RateLimited { retry_after } => ext.set("retryAfter", *retry_after),
+                AppError::ReauthenticationRequired {
+                    authenticated_at,
+                    fresh_age,
+                } => {
+                    ext.set("authenticatedAt", authenticated_at.to_rfc3339());
+                    ext.set("freshAge", *fresh_age);
+                    ext.set("retryAfterMutation", "reauthenticate");
+                }
                 _ => {}
             }
         })
@@ -411,6 +437,10 @@ mod tests {
         let errors = [
             AppError::Unauthenticated(AuthFailure::IdleTimeout),
             AppError::InvalidCredentials,
+            AppError::ReauthenticationRequired {
+                authenticated_at: chrono::DateTime::UNIX_EPOCH,
+                fresh_age: 600,
+            },
             AppError::BadUserInput(String::new()),
             AppError::EmailTaken,
             AppError::NotFound,

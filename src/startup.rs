@@ -22,16 +22,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
-use crate::domain::session_policy::SessionPolicy;
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema;
 use crate::http::graphql::Endpoint;
-use crate::http::guard::{Guard, PREFLIGHT_HEADER};
+use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
 use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
 use crate::services::passwords::Passwords;
-use crate::services::purge;
+use crate::services::purge::{self, Purge};
 use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
 
@@ -43,16 +42,6 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     purge: Purge,
-}
-
-/// What the background purge needs.
-struct Purge {
-    db: DatabaseConnection,
-    throttle: LoginThrottle,
-    policy: SessionPolicy,
-    retention: Duration,
-    interval: Duration,
-    clock: Clock,
 }
 
 impl Application {
@@ -74,7 +63,7 @@ impl Application {
         let auth = AuthService::new(
             db.clone(),
             reader,
-            settings.session_policy(),
+            settings.session_rules().map_err(anyhow::Error::msg)?,
             passwords,
             throttle.clone(),
             clock.clone(),
@@ -90,8 +79,11 @@ impl Application {
         let purge = Purge {
             db,
             throttle,
-            policy: settings.session_policy(),
-            retention: settings.session_retention,
+            policies: settings.session_policies(),
+            retention: purge::Retention {
+                sessions: settings.session_retention,
+                events: settings.sessions.event_retention,
+            },
             interval: settings.purge_interval,
             clock,
         };
@@ -112,15 +104,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Purge {
-            db,
-            throttle,
-            policy,
-            retention,
-            interval,
-            clock,
-        } = self.purge;
-        let purge = tokio::spawn(purge::run(db, throttle, policy, retention, interval, clock));
+        let purge = tokio::spawn(self.purge.run());
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
         let served = axum::serve(
             self.listener,
@@ -199,6 +183,7 @@ fn cors(origins: &[String], credentials: bool) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static(PREFLIGHT_HEADER),
+            HeaderName::from_static(PASSIVE_HEADER),
         ])
         .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .allow_credentials(credentials)

@@ -2,5 +2,6 @@
 //! main crate, so nothing here can leak through a GraphQL derive.
 
 pub mod login_throttle;
+pub mod security_event;
 pub mod session;
 pub mod user;

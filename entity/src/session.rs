@@ -17,6 +17,14 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
+    /// When a password was last proven on this session; always written.
+    pub authenticated_at: Option<DateTimeUtc>,
+    /// Whether the session lives under the remember-me policy.
+    pub remember_me: bool,
+    /// Why it was revoked: `LOGOUT`, `SESSION`, `PASSWORD_CHANGE` or `SESSION_LIMIT`.
+    pub revoked_reason: Option<String>,
+    /// Whether the event of its end has been written.
+    pub end_recorded: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

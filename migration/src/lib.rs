@@ -8,6 +8,7 @@ mod m20261128_000002_create_sessions;
 mod m20261128_000003_create_login_throttles;
 mod m20261128_000004_token_hash_varchar;
 mod m20261128_000005_credential_and_throttle_versions;
+mod m20261128_000006_session_features;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_create_login_throttles::Migration),
             Box::new(m20261128_000004_token_hash_varchar::Migration),
             Box::new(m20261128_000005_credential_and_throttle_versions::Migration),
+            Box::new(m20261128_000006_session_features::Migration),
         ]
     }
 }

@@ -2,8 +2,10 @@
 //! and when a session ends.
 
 pub mod client;
+pub mod device;
 pub mod email;
 pub mod password;
+pub mod security_event;
 pub mod session_policy;
 pub mod throttle_policy;
 pub mod token;

@@ -13,6 +13,30 @@ pub struct SessionPolicy {
     absolute: TimeDelta,
 }
 
+/// The policies a session can live under. It keeps its policy for life;
+/// with remember-me turned off, remembered sessions fall back to the
+/// standard one at once, as a tightened timeout does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPolicies {
+    pub standard: SessionPolicy,
+    pub remembered: Option<SessionPolicy>,
+}
+
+impl SessionPolicies {
+    /// The policy of a session opened with or without remember-me.
+    pub fn of(&self, remember_me: bool) -> &SessionPolicy {
+        match (remember_me, &self.remembered) {
+            (true, Some(remembered)) => remembered,
+            _ => &self.standard,
+        }
+    }
+
+    /// Whether a sign-in that asks to be remembered is.
+    pub fn remembers(&self, asked: bool) -> bool {
+        asked && self.remembered.is_some()
+    }
+}
+
 /// The stored timestamps a verdict depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionTimes {

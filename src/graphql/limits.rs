@@ -56,7 +56,13 @@ pub const MAX_VALUE_DEPTH: usize = 16;
 pub const MAX_BRACKETS: usize = 64;
 
 /// The mutations that verify or set a password, each one argon2 run.
-pub const PASSWORD_FIELDS: &[&str] = &["login", "register", "changePassword"];
+pub const PASSWORD_FIELDS: &[&str] = &[
+    "login",
+    "register",
+    "changePassword",
+    "reauthenticate",
+    "deleteAccount",
+];
 
 /// The extension factory to register on the schema.
 ///

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::types::{
-    AuthPayload, ChangePasswordInput, ChangePasswordPayload, LoginInput, RefreshSessionPayload,
-    RegisterInput, RevokeSessionInput, RevokeSessionPayload, Session,
+    AuthPayload, ChangePasswordInput, ChangePasswordPayload, DeleteAccountInput, LoginInput,
+    ReauthenticateInput, ReauthenticatePayload, RefreshSessionPayload, RegisterInput,
+    RevokeSessionInput, RevokeSessionPayload, Session,
 };
 use crate::graphql::{auth_service, request, signed_in};
 use crate::services::auth::SignedIn;
@@ -44,7 +45,13 @@ impl Mutation {
         let request = request(ctx)?;
         let client = request.client.info();
         let signed_in = auth_service(ctx)?
-            .login(&input.email, input.password, &client, request.now)
+            .login(
+                &input.email,
+                input.password,
+                input.remember_me,
+                &client,
+                request.now,
+            )
             .await?;
         Ok(signed_in_payload(ctx, signed_in, request.now))
     }
@@ -53,6 +60,12 @@ impl Mutation {
     /// Needs a session token.
     async fn refresh_session(&self, ctx: &Context<'_>) -> Result<RefreshSessionPayload> {
         let (request, current) = signed_in(ctx)?;
+        if request.passive {
+            return Err(AppError::BadUserInput(
+                "refreshSession records activity; send it without gatehouse-passive".into(),
+            )
+            .into());
+        }
         let refreshed = auth_service(ctx)?.refresh(current, request.now).await?;
         let session = Session::of_current(&refreshed);
         Ok(RefreshSessionPayload {
@@ -61,7 +74,47 @@ impl Mutation {
         })
     }
 
+    /// Proves the password again on this session (step-up), so that sensitive
+    /// operations are allowed for `GATEHOUSE_FRESH_AGE`. Throttled and
+    /// counted like `login`; it records no activity. Needs a session token.
+    async fn reauthenticate(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's password.")] input: ReauthenticateInput,
+    ) -> Result<ReauthenticatePayload> {
+        let (request, current) = signed_in(ctx)?;
+        let client = request.client.info();
+        let proven = auth_service(ctx)?
+            .reauthenticate(current, input.password, &client, request.now)
+            .await?;
+        Ok(ReauthenticatePayload {
+            session: Session::of_current(&proven),
+        })
+    }
+
+    /// Deletes the caller's account and all its sessions, at once and for
+    /// good; every token of it then fails with `INVALID_TOKEN`. Needs a
+    /// session token, a password proven within `GATEHOUSE_FRESH_AGE`
+    /// (else `REAUTHENTICATION_REQUIRED`), and the password.
+    async fn delete_account(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The account's password.")] input: DeleteAccountInput,
+    ) -> Result<bool> {
+        let (request, current) = signed_in(ctx)?;
+        let client = request.client.info();
+        auth_service(ctx)?
+            .delete_account(current, input.password, &client, request.now)
+            .await?;
+        if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
+            ctx.append_http_header(header::SET_COOKIE, cookie.clear());
+        }
+        Ok(true)
+    }
+
     /// Signs out one of the caller's sessions, on every node at once.
+    /// Another session than this one needs a password proven within
+    /// `GATEHOUSE_FRESH_AGE` (else `REAUTHENTICATION_REQUIRED`).
     /// Needs a session token.
     async fn revoke_session(
         &self,
@@ -81,7 +134,10 @@ impl Mutation {
     /// cookies are on). Needs a session token.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let (request, current) = signed_in(ctx)?;
-        auth_service(ctx)?.logout(current, request.now).await?;
+        let client = request.client.info();
+        auth_service(ctx)?
+            .logout(current, &client, request.now)
+            .await?;
         if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
             ctx.append_http_header(header::SET_COOKIE, cookie.clear());
         }
@@ -89,7 +145,8 @@ impl Mutation {
     }
 
     /// Signs out every other session of the caller; returns how many.
-    /// Needs a session token.
+    /// Needs a session token and a password proven within
+    /// `GATEHOUSE_FRESH_AGE` (else `REAUTHENTICATION_REQUIRED`).
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
         let (request, current) = signed_in(ctx)?;
         let count = auth_service(ctx)?
@@ -116,7 +173,7 @@ impl Mutation {
             )
             .await?;
         Ok(ChangePasswordPayload {
-            session: Session::of_current(current),
+            session: Session::of_current(&changed.session),
             revoked_sessions: i32::try_from(changed.revoked_sessions).unwrap_or(i32::MAX),
         })
     }

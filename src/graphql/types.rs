@@ -1,12 +1,19 @@
 //! The API's output and input types, built from entities but separate from
 //! them, so storage can change and no secret can leak through a derive.
 
-use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use entity::security_event;
 use uuid::Uuid;
 
 use crate::context::{Account, CurrentSession, SessionRecord};
+use crate::domain::device;
+use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
+use crate::error::AppError;
 use crate::graphql::{auth_service, request};
 use crate::services::auth::SignedIn;
 
@@ -52,8 +59,59 @@ pub struct Session {
     pub current: bool,
     /// The `User-Agent` that opened the session.
     pub user_agent: Option<String>,
+    /// The browser, operating system and kind of device, read from `userAgent`.
+    pub device: Device,
     /// The client address that opened the session.
     pub ip_address: Option<String>,
+    /// When a password was last proven on this session: at sign-in, by
+    /// `reauthenticate` or by `changePassword`. Sensitive operations need it
+    /// within `GATEHOUSE_FRESH_AGE`.
+    pub authenticated_at: DateTime<Utc>,
+    /// Whether the session lives under the remember-me timeouts. It keeps its
+    /// policy for life.
+    pub remember_me: bool,
+}
+
+/// A device, as far as its `User-Agent` tells.
+#[derive(SimpleObject)]
+pub struct Device {
+    /// The browser and its major version, e.g. `Chrome 120`.
+    pub browser: Option<String>,
+    /// The operating system and its version, e.g. `Windows 10`.
+    pub os: Option<String>,
+    /// Desktop, mobile and so on.
+    pub kind: DeviceKind,
+}
+
+/// What kind of device a session is on.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A desktop or laptop computer.
+    Desktop,
+    /// A phone or tablet.
+    Mobile,
+    /// A games console, TV or other appliance.
+    Appliance,
+    /// A crawler or other automated client.
+    Bot,
+    /// The `User-Agent` was missing or unrecognised.
+    Unknown,
+}
+
+impl From<device::Device> for Device {
+    fn from(device: device::Device) -> Self {
+        Self {
+            browser: device.browser,
+            os: device.os,
+            kind: match device.kind {
+                device::DeviceKind::Desktop => DeviceKind::Desktop,
+                device::DeviceKind::Mobile => DeviceKind::Mobile,
+                device::DeviceKind::Appliance => DeviceKind::Appliance,
+                device::DeviceKind::Bot => DeviceKind::Bot,
+                device::DeviceKind::Unknown => DeviceKind::Unknown,
+            },
+        }
+    }
 }
 
 impl Session {
@@ -69,7 +127,10 @@ impl Session {
             revoked_at: session.revoked_at,
             current: session.id == current_id,
             user_agent: session.user_agent.clone(),
+            device: device::Device::from_user_agent(session.user_agent.as_deref()).into(),
             ip_address: session.ip_address.clone(),
+            authenticated_at: session.authenticated_at,
+            remember_me: session.remember_me,
         }
     }
 
@@ -102,6 +163,36 @@ impl Viewer {
     /// The session making this request.
     async fn session(&self) -> Session {
         Session::of_current(&self.current)
+    }
+
+    /// The account's security history, newest first: sign-ins, sign-outs,
+    /// revocations, expiries, password changes. Kept for
+    /// `GATEHOUSE_EVENT_RETENTION`.
+    async fn security_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many events to return: 1 to 100.", default = 20)] first: i32,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<Connection<String, SecurityEvent>> {
+        let first = u64::try_from(first)
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| AppError::BadUserInput("first must be between 1 and 100".into()))?;
+        let before = after.as_deref().map(EventCursor::decode).transpose()?;
+        let mut events = auth_service(ctx)?
+            .security_events(&self.current, before.map(|c| (c.at, c.id)), first + 1)
+            .await?;
+        let has_next = events.len() as u64 > first;
+        events.truncate(first as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(events.iter().map(|event| {
+            let cursor = EventCursor {
+                at: event.occurred_at,
+                id: event.id,
+            };
+            Edge::new(cursor.encode(), SecurityEvent::from(event))
+        }));
+        Ok(connection)
     }
 
     /// Every live session of the account, newest first: for a "where you're
@@ -182,6 +273,31 @@ pub struct LoginInput {
     pub email: String,
     /// The account's password.
     pub password: String,
+    /// Open the session under the remember-me timeouts (7 days idle, 30 days
+    /// absolute by default), if the server allows it.
+    #[graphql(default)]
+    pub remember_me: bool,
+}
+
+/// A password to prove again.
+#[derive(InputObject)]
+pub struct ReauthenticateInput {
+    /// The account's password.
+    pub password: String,
+}
+
+/// The confirmation of an account's deletion.
+#[derive(InputObject)]
+pub struct DeleteAccountInput {
+    /// The account's password.
+    pub password: String,
+}
+
+/// The result of `reauthenticate`.
+#[derive(SimpleObject)]
+pub struct ReauthenticatePayload {
+    /// The caller's session, with its new `authenticatedAt`.
+    pub session: Session,
 }
 
 /// Which session to revoke.
@@ -198,4 +314,133 @@ pub struct ChangePasswordInput {
     pub current_password: String,
     /// The new password: 8 to 1024 characters.
     pub new_password: String,
+}
+
+/// One entry of the account's security history.
+#[derive(SimpleObject)]
+pub struct SecurityEvent {
+    /// Stable identifier of the event.
+    pub id: ID,
+    /// What happened.
+    pub kind: SecurityEventKind,
+    /// When it happened. For an expiry, when the timeout ended the session.
+    pub occurred_at: DateTime<Utc>,
+    /// The session it happened to.
+    pub session_id: Option<ID>,
+    /// For `SESSION_REVOKED`: who revoked the session.
+    pub revoked_by: Option<RevokedBy>,
+    /// For `SESSION_EXPIRED`: which timeout ended it.
+    pub timeout: Option<Timeout>,
+    /// For `SIGNED_IN`: whether the session is a remember-me one.
+    pub remember_me: Option<bool>,
+    /// The client recorded with the event: the one that signed in, signed
+    /// out, proved or changed the password; for an expiry, the session's own.
+    pub device: Device,
+    /// That client's address.
+    pub ip_address: Option<String>,
+}
+
+/// What a security event records.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityEventKind {
+    /// `register` or `login` opened a session.
+    SignedIn,
+    /// `reauthenticate` proved the password again.
+    Reauthenticated,
+    /// `logout` ended a session.
+    SignedOut,
+    /// A session was revoked; `revokedBy` says by whom.
+    SessionRevoked,
+    /// A session reached a timeout; `timeout` says which.
+    SessionExpired,
+    /// `changePassword` replaced the password.
+    PasswordChanged,
+    /// `deleteAccount` deleted the account.
+    AccountDeleted,
+}
+
+/// Who revoked a session.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum RevokedBy {
+    /// The session itself, with `revokeSession`.
+    CurrentSession,
+    /// Another session of the account, with `revokeSession` or
+    /// `revokeOtherSessions`.
+    OtherSession,
+    /// `changePassword` from another session.
+    PasswordChange,
+    /// A newer sign-in went past `GATEHOUSE_MAX_SESSIONS_PER_USER`.
+    SessionLimit,
+}
+
+/// Which timeout ended a session.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    /// No request for longer than the idle timeout.
+    Idle,
+    /// The hard cap after sign-in.
+    Absolute,
+}
+
+impl From<&security_event::Model> for SecurityEvent {
+    fn from(event: &security_event::Model) -> Self {
+        let kind = match EventKind::parse(&event.kind) {
+            Some(EventKind::SignedIn) | None => SecurityEventKind::SignedIn,
+            Some(EventKind::Reauthenticated) => SecurityEventKind::Reauthenticated,
+            Some(EventKind::SignedOut) => SecurityEventKind::SignedOut,
+            Some(EventKind::SessionRevoked) => SecurityEventKind::SessionRevoked,
+            Some(EventKind::SessionExpired) => SecurityEventKind::SessionExpired,
+            Some(EventKind::PasswordChanged) => SecurityEventKind::PasswordChanged,
+            Some(EventKind::AccountDeleted) => SecurityEventKind::AccountDeleted,
+        };
+        let detail = event.detail.as_deref();
+        Self {
+            id: ID(event.id.to_string()),
+            kind,
+            occurred_at: event.occurred_at,
+            session_id: event.session_id.map(|id| ID(id.to_string())),
+            revoked_by: match detail {
+                Some("CURRENT_SESSION") => Some(RevokedBy::CurrentSession),
+                Some("OTHER_SESSION") => Some(RevokedBy::OtherSession),
+                Some("PASSWORD_CHANGE") => Some(RevokedBy::PasswordChange),
+                Some("SESSION_LIMIT") => Some(RevokedBy::SessionLimit),
+                _ => None,
+            },
+            timeout: match detail {
+                Some("IDLE_TIMEOUT") => Some(Timeout::Idle),
+                Some("ABSOLUTE_TIMEOUT") => Some(Timeout::Absolute),
+                _ => None,
+            },
+            remember_me: event.remember_me,
+            device: device::Device::from_user_agent(event.user_agent.as_deref()).into(),
+            ip_address: event.ip_address.clone(),
+        }
+    }
+}
+
+/// Where a page of events ends: the last event's instant and id, opaque to
+/// clients.
+struct EventCursor {
+    at: DateTime<Utc>,
+    id: Uuid,
+}
+
+impl EventCursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}|{}", self.at.timestamp_micros(), self.id))
+    }
+
+    fn decode(cursor: &str) -> Result<Self, AppError> {
+        let invalid = || AppError::BadUserInput("after is not a cursor from this API".into());
+        let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+        let text = String::from_utf8(text).map_err(|_| invalid())?;
+        let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
+        let at = micros
+            .parse()
+            .ok()
+            .and_then(DateTime::from_timestamp_micros)
+            .ok_or_else(invalid)?;
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        Ok(Self { at, id })
+    }
 }

@@ -56,11 +56,20 @@ pub async fn authenticate_request(
     };
     let now = guard.auth.clock().now();
     let cookie_allowed = cookie_allowed(&request);
-    let session =
-        match verified_session(&guard, request.headers(), cookie_allowed, format, now).await {
-            Ok(session) => session,
-            Err(response) => return response,
-        };
+    let passive = match passive(request.headers()) {
+        Ok(passive) => passive,
+        Err(err) => return response::error(err, format),
+    };
+    let checked = Checked {
+        cookie_allowed,
+        passive,
+        format,
+        now,
+    };
+    let session = match verified_session(&guard, request.headers(), checked).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     let client = Client {
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         peer: request
@@ -73,6 +82,7 @@ pub async fn authenticate_request(
         now,
         session,
         client,
+        passive,
     }));
     next.run(request).await
 }
@@ -82,21 +92,25 @@ pub async fn authenticate_request(
 async fn verified_session(
     guard: &Guard,
     headers: &HeaderMap,
-    cookie_allowed: Result<(), AppError>,
-    format: Format,
-    now: DateTime<Utc>,
+    checked: Checked,
 ) -> Result<Option<CurrentSession>, Response> {
+    let Checked {
+        cookie_allowed,
+        passive,
+        format,
+        now,
+    } = checked;
     let refuse = |err| response::error(err, format);
     match credential(headers, guard.cookie) {
         Err(failure) => Err(refuse(AppError::Unauthenticated(failure))),
         Ok(Credential::None) => Ok(None),
-        Ok(Credential::Bearer(raw)) => match verify_token(guard, raw, now).await {
+        Ok(Credential::Bearer(raw)) => match verify_token(guard, raw, now, passive).await {
             Ok(current) => Ok(Some(current)),
             Err(err) => Err(refuse(err)),
         },
         Ok(Credential::Cookie(raw)) => match cookie_allowed {
             Err(err) => Err(refuse(err)),
-            Ok(()) => match verify_token(guard, raw, now).await {
+            Ok(()) => match verify_token(guard, raw, now, passive).await {
                 Ok(current) => Ok(Some(current)),
                 Err(err) => {
                     let mut response = refuse(err);
@@ -133,10 +147,36 @@ async fn verify_token(
     guard: &Guard,
     raw: &str,
     now: DateTime<Utc>,
+    passive: bool,
 ) -> Result<CurrentSession, AppError> {
     let token =
         SessionToken::parse(raw).ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-    guard.auth.authenticate(&token, now).await
+    guard.auth.authenticate(&token, now, passive).await
+}
+
+/// What the guard read off the request before looking at its credential.
+struct Checked {
+    cookie_allowed: Result<(), AppError>,
+    passive: bool,
+    format: Format,
+    now: DateTime<Utc>,
+}
+
+/// A request that declares itself not activity, such as a poll for an
+/// unread count: checked by every rule, but it slides nothing.
+pub const PASSIVE_HEADER: &str = "gatehouse-passive";
+
+fn passive(headers: &HeaderMap) -> Result<bool, AppError> {
+    let Some(value) = headers.get(PASSIVE_HEADER) else {
+        return Ok(false);
+    };
+    match value.to_str().map(str::trim) {
+        Ok(v) if v == "1" || v.eq_ignore_ascii_case("true") => Ok(true),
+        Ok(v) if v == "0" || v.eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(AppError::BadRequest(format!(
+            "{PASSIVE_HEADER} must be true or false"
+        ))),
+    }
 }
 
 /// The token from `Authorization: Bearer …`, else from the session cookie.

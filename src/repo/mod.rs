@@ -1,6 +1,7 @@
 //! sea-orm queries, one module per table, and the guard's session reader.
 //! No policy lives here.
 
+pub mod security_events;
 pub mod session_reader;
 pub mod sessions;
 pub mod throttles;

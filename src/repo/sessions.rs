@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Select,
-    SelectTwo,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, SelectTwo, UpdateMany,
 };
 use uuid::Uuid;
 
 use crate::domain::client::ClientInfo;
-use crate::domain::session_policy::SessionPolicy;
+use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::domain::token::TokenHash;
 
 /// Inserts a session for `user_id` under a token's hash, but only while the
@@ -25,6 +25,7 @@ pub async fn insert(
     user_id: Uuid,
     credential_version: i64,
     token_hash: &TokenHash,
+    remember_me: bool,
     client: &ClientInfo,
     now: DateTime<Utc>,
 ) -> Result<Option<session::Model>, DbErr> {
@@ -37,6 +38,10 @@ pub async fn insert(
         revoked_at: None,
         user_agent: client.user_agent.clone(),
         ip_address: client.ip.map(|ip| ip.to_string()),
+        authenticated_at: Some(now),
+        remember_me,
+        revoked_reason: None,
+        end_recorded: false,
     };
     let account = Query::select()
         .exprs([
@@ -47,6 +52,8 @@ pub async fn insert(
             Expr::val(model.last_activity_at),
             Expr::val(model.user_agent.clone()),
             Expr::val(model.ip_address.clone()),
+            Expr::val(model.authenticated_at),
+            Expr::val(model.remember_me),
         ])
         .from(user::Entity)
         .and_where(user::Column::Id.eq(user_id))
@@ -63,6 +70,8 @@ pub async fn insert(
             session::Column::LastActivityAt,
             session::Column::UserAgent,
             session::Column::IpAddress,
+            session::Column::AuthenticatedAt,
+            session::Column::RememberMe,
         ])
         .select_from(account)
         .map_err(|e| DbErr::Custom(e.to_string()))?
@@ -100,21 +109,12 @@ pub fn find_with_user_query(token_hash: &str) -> SelectTwo<session::Entity, user
 pub async fn slide(
     db: &impl ConnectionTrait,
     id: Uuid,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let forward = Condition::all().add(session::Column::LastActivityAt.lt(now));
-    let activity = Expr::value(now);
-    set_if_live(
-        db,
-        id,
-        policy,
-        now,
-        session::Column::LastActivityAt,
-        activity,
-        forward,
-    )
-    .await
+    let column = session::Column::LastActivityAt;
+    set_if_live(db, id, policies, now, column, Expr::value(now), forward).await
 }
 
 /// Checks that the session is live at `now` and, inside a transaction,
@@ -123,32 +123,32 @@ pub async fn slide(
 pub async fn claim_live(
     db: &impl ConnectionTrait,
     id: Uuid,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     // A write that changes nothing: it takes the row's lock on PostgreSQL
     // and the write lock on SQLite.
     let unchanged = Expr::col(session::Column::LastActivityAt);
     let column = session::Column::LastActivityAt;
-    set_if_live(db, id, policy, now, column, unchanged, Condition::all()).await
+    set_if_live(db, id, policies, now, column, unchanged, Condition::all()).await
 }
 
-/// Revokes the session at `now` if it is still live then; returns whether
-/// it did.
-pub async fn revoke_live(
+/// Records that a password was proven on the session at `now`, if it is
+/// live then; returns whether it was.
+pub async fn set_authenticated(
     db: &impl ConnectionTrait,
     id: Uuid,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let revoked = Expr::value(now);
+    let column = session::Column::AuthenticatedAt;
     set_if_live(
         db,
         id,
-        policy,
+        policies,
         now,
-        session::Column::RevokedAt,
-        revoked,
+        column,
+        Expr::value(now),
         Condition::all(),
     )
     .await
@@ -157,7 +157,7 @@ pub async fn revoke_live(
 async fn set_if_live(
     db: &impl ConnectionTrait,
     id: Uuid,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     now: DateTime<Utc>,
     column: session::Column,
     value: SimpleExpr,
@@ -166,11 +166,152 @@ async fn set_if_live(
     let result = session::Entity::update_many()
         .col_expr(column, value)
         .filter(session::Column::Id.eq(id))
-        .filter(live_at(policy, now))
+        .filter(live_at(policies, now))
         .filter(also)
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Why a session was revoked, as stored and as its holder is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// `logout`.
+    Logout,
+    /// `revokeSession` or `revokeOtherSessions`, from a session of the user.
+    Session,
+    /// `changePassword` signed the other sessions out.
+    PasswordChange,
+    /// A newer sign-in went past `GATEHOUSE_MAX_SESSIONS_PER_USER`.
+    SessionLimit,
+}
+
+impl Revocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "LOGOUT",
+            Self::Session => "SESSION",
+            Self::PasswordChange => "PASSWORD_CHANGE",
+            Self::SessionLimit => "SESSION_LIMIT",
+        }
+    }
+}
+
+/// An update that revokes at `now` for `reason`. Its end counts as
+/// recorded: the caller writes the event in the same transaction.
+fn revoking(now: DateTime<Utc>, reason: Revocation) -> UpdateMany<session::Entity> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .col_expr(session::Column::EndRecorded, Expr::value(true))
+}
+
+/// Revokes the session at `now` if it is still live then; returns whether
+/// it did.
+pub async fn revoke_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    policies: &SessionPolicies,
+    reason: Revocation,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = revoking(now, reason)
+        .filter(session::Column::Id.eq(id))
+        .filter(live_at(policies, now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Revokes one session of `user_id` if it is live; returns whether it did.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    user_id: Uuid,
+    policies: &SessionPolicies,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = revoking(now, Revocation::Session)
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policies, now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Revokes every live session of `user_id` but `keep`; returns their ids.
+pub async fn revoke_others(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    keep: Uuid,
+    policies: &SessionPolicies,
+    reason: Revocation,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let revoked = revoking(now, reason)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policies, now))
+        .filter(session::Column::Id.ne(keep))
+        .exec_with_returning(db)
+        .await?;
+    Ok(revoked.into_iter().map(|s| s.id).collect())
+}
+
+/// Revokes the least recently active live sessions of `user_id` past the
+/// newest `limit`; returns their ids. The caller holds the account's lock,
+/// so sign-ins on any node take turns and none counts a stale set.
+pub async fn enforce_limit(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    limit: u32,
+    policies: &SessionPolicies,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let live = session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policies, now))
+        .order_by_desc(session::Column::LastActivityAt)
+        .order_by_desc(session::Column::CreatedAt)
+        .all(db)
+        .await?;
+    let excess: Vec<Uuid> = live.iter().skip(limit as usize).map(|s| s.id).collect();
+    if !excess.is_empty() {
+        revoking(now, Revocation::SessionLimit)
+            .filter(session::Column::Id.is_in(excess.clone()))
+            .exec(db)
+            .await?;
+    }
+    Ok(excess)
+}
+
+/// Marks a session's end as recorded; returns whether this call did, so
+/// that of all the nodes that see an expiry, exactly one writes its event.
+pub async fn record_end(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::EndRecorded, Expr::value(true))
+        .filter(session::Column::Id.eq(id))
+        .filter(session::Column::EndRecorded.eq(false))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Up to `limit` sessions that expired by `now` and whose end is not yet
+/// recorded, for the purge to record.
+pub async fn expired_unrecorded(
+    db: &impl ConnectionTrait,
+    policies: &SessionPolicies,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<session::Model>, DbErr> {
+    session::Entity::find()
+        .filter(session::Column::EndRecorded.eq(false))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(within_timeouts(policies, now).not())
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// A session by id, whatever its state.
@@ -193,82 +334,66 @@ pub async fn find_owned(
         .await
 }
 
-/// Revokes one session of `user_id` if it is not revoked already.
-pub async fn revoke(
-    db: &impl ConnectionTrait,
-    id: Uuid,
-    user_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .filter(session::Column::Id.eq(id))
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .exec(db)
-        .await
-        .map(drop)
-}
-
-/// Revokes every live session of `user_id` but `keep`; returns how many.
-pub async fn revoke_others(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-    keep: Uuid,
-    policy: &SessionPolicy,
-    now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
-    let result = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(live_at(policy, now))
-        .filter(session::Column::Id.ne(keep))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected)
-}
-
 /// The live sessions of `user_id`, newest first.
 pub async fn list_live(
     db: &impl ConnectionTrait,
     user_id: Uuid,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<Vec<session::Model>, DbErr> {
     let select: Select<session::Entity> = session::Entity::find();
     select
         .filter(session::Column::UserId.eq(user_id))
-        .filter(live_at(policy, now))
+        .filter(live_at(policies, now))
         .order_by_desc(session::Column::CreatedAt)
         .all(db)
         .await
 }
 
-/// The SQL twin of `SessionPolicy::evaluate(now, ..) == Active`.
-fn live_at(policy: &SessionPolicy, now: DateTime<Utc>) -> Condition {
-    let (created_after, active_after) = policy.live_cutoffs(now);
+/// The SQL twin of `SessionPolicy::evaluate(now, ..) == Active`, each
+/// session judged under its own policy.
+fn live_at(policies: &SessionPolicies, now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(session::Column::RevokedAt.is_null())
-        .add(session::Column::CreatedAt.gt(created_after))
-        .add(session::Column::LastActivityAt.gt(active_after))
+        .add(within_timeouts(policies, now))
 }
 
-/// Deletes sessions that ended (expired or revoked) before `ended_before`;
-/// returns how many. A live session never matches, and running it on many
-/// nodes at once is harmless.
+/// Whether neither timeout of its policy has ended the session at `now`.
+fn within_timeouts(policies: &SessionPolicies, now: DateTime<Utc>) -> Condition {
+    let within = |policy: &SessionPolicy| {
+        let (created_after, active_after) = policy.live_cutoffs(now);
+        Condition::all()
+            .add(session::Column::CreatedAt.gt(created_after))
+            .add(session::Column::LastActivityAt.gt(active_after))
+    };
+    match &policies.remembered {
+        None => within(&policies.standard),
+        Some(remembered) => Condition::any()
+            .add(within(&policies.standard).add(session::Column::RememberMe.eq(false)))
+            .add(within(remembered).add(session::Column::RememberMe.eq(true))),
+    }
+}
+
+/// Deletes sessions that ended (expired or revoked) before `ended_before`
+/// and whose end is recorded; returns how many. A live session never
+/// matches, and running it on many nodes at once is harmless.
 pub async fn purge_ended(
     db: &impl ConnectionTrait,
-    policy: &SessionPolicy,
+    policies: &SessionPolicies,
     ended_before: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
-    // Not live at `ended_before` means ended by then, for good.
-    let (created_after, active_after) = policy.live_cutoffs(ended_before);
+    // Not live at `ended_before` means ended by then, for good. A timed-out
+    // session stays until its end is recorded; a revoked one was recorded
+    // when it was revoked.
     let result = session::Entity::delete_many()
         .filter(
             Condition::any()
                 .add(session::Column::RevokedAt.lt(ended_before))
-                .add(session::Column::CreatedAt.lte(created_after))
-                .add(session::Column::LastActivityAt.lte(active_after)),
+                .add(
+                    Condition::all()
+                        .add(within_timeouts(policies, ended_before).not())
+                        .add(session::Column::EndRecorded.eq(true)),
+                ),
         )
         .exec(db)
         .await?;

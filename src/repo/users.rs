@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::domain::email::Email;
@@ -83,4 +85,21 @@ pub async fn change_password(
         .exec(db)
         .await
         .map(drop)
+}
+
+/// Takes the account's row lock until the transaction ends, so that
+/// sign-ins that count its sessions take turns on every node. (SQLite has
+/// one writer at a time already.)
+pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    user::Entity::find_by_id(id)
+        .lock_exclusive()
+        .all(db)
+        .await
+        .map(drop)
+}
+
+/// Deletes the account; its sessions go with it (`ON DELETE CASCADE`).
+pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    let result = user::Entity::delete_by_id(id).exec(db).await?;
+    Ok(result.rows_affected == 1)
 }

@@ -1,8 +1,8 @@
 //! Sign-up, sign-in and everything done with a session. Every use case is
 //! judged at the request's one instant, `now`, taken by the guard.
 
-use chrono::{DateTime, Utc};
-use entity::session;
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::{security_event, session};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr, TransactionTrait};
 use uuid::Uuid;
 
@@ -11,20 +11,36 @@ use crate::context::{Account, CurrentSession, SessionRecord};
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
-use crate::domain::session_policy::{Expiry, SessionPolicy, SessionTimes, Verdict};
+use crate::domain::security_event::EventKind;
+use crate::domain::session_policy::{
+    Expiry, SessionPolicies, SessionPolicy, SessionTimes, Verdict,
+};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
+use crate::repo::security_events::{self, NewEvent};
 use crate::repo::session_reader::SessionReader;
-use crate::repo::{sessions, users};
+use crate::repo::sessions::{self, Revocation};
+use crate::repo::users;
+use crate::services::expiry;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
+
+/// The rules a session lives by, beyond its timeouts' instants.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRules {
+    pub policies: SessionPolicies,
+    /// How recently a password must have been proven for a sensitive operation.
+    pub fresh_age: TimeDelta,
+    /// The most live sessions per account, if limited.
+    pub max_sessions: Option<u32>,
+}
 
 /// The authentication use cases, shared by the guard and the resolvers.
 #[derive(Clone)]
 pub struct AuthService {
     db: DatabaseConnection,
     reader: SessionReader,
-    policy: SessionPolicy,
+    rules: SessionRules,
     passwords: Passwords,
     throttle: LoginThrottle,
     clock: Clock,
@@ -40,15 +56,16 @@ pub struct SignedIn {
 
 /// What `changePassword` did besides changing the password.
 pub struct PasswordChanged {
+    pub session: CurrentSession,
     pub revoked_sessions: u64,
 }
 
 impl AuthService {
-    /// Wires the service to its database, policy and clock.
+    /// Wires the service to its database, rules and clock.
     pub fn new(
         db: DatabaseConnection,
         reader: SessionReader,
-        policy: SessionPolicy,
+        rules: SessionRules,
         passwords: Passwords,
         throttle: LoginThrottle,
         clock: Clock,
@@ -56,7 +73,7 @@ impl AuthService {
         Self {
             db,
             reader,
-            policy,
+            rules,
             passwords,
             throttle,
             clock,
@@ -97,9 +114,13 @@ impl AuthService {
                 Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
                 _ => e.into(),
             })?;
-        let session = sessions::insert(&txn, user.id, 0, &token.hash(), client, now)
+        let session = sessions::insert(&txn, user.id, 0, &token.hash(), false, client, now)
             .await?
             .ok_or_else(|| AppError::internal(anyhow::anyhow!("new account vanished")))?;
+        let signed_in = NewEvent::of(EventKind::SignedIn, user.id, session.id, now)
+            .detail("REGISTER")
+            .client(client);
+        security_events::insert(&txn, vec![signed_in.remembered(false)]).await?;
         txn.commit().await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
         Ok(self.signed_in(token, Account::from(&user), &session))
@@ -112,6 +133,7 @@ impl AuthService {
         &self,
         email: &str,
         password: String,
+        remember_me: bool,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
@@ -132,38 +154,73 @@ impl AuthService {
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
         let token = SessionToken::generate().map_err(AppError::internal)?;
-        let token_hash = token.hash();
-        let version = user.credential_version;
-        let insert = sessions::insert(&self.db, user.id, version, &token_hash, client, now);
+        let remember_me = self.rules.policies.remembers(remember_me);
+        let txn = self.db.begin().await?;
+        if self.rules.max_sessions.is_some() {
+            users::lock(&txn, user.id).await?;
+        }
+        let (version, hash) = (user.credential_version, token.hash());
+        let insert = sessions::insert(&txn, user.id, version, &hash, remember_me, client, now);
         let Some(session) = insert.await? else {
             // The password was changed while this one was being checked.
+            txn.rollback().await?;
             tracing::info!(user_id = %user.id, "login lost a race with a password change");
             return Err(AppError::InvalidCredentials);
         };
+        let mut events = vec![
+            NewEvent::of(EventKind::SignedIn, user.id, session.id, now)
+                .detail("LOGIN")
+                .client(client)
+                .remembered(remember_me),
+        ];
+        if let Some(limit) = self.rules.max_sessions {
+            let policies = &self.rules.policies;
+            for id in sessions::enforce_limit(&txn, user.id, limit, policies, now).await? {
+                events.push(
+                    NewEvent::of(EventKind::SessionRevoked, user.id, id, now)
+                        .detail("SESSION_LIMIT")
+                        .actor(session.id),
+                );
+            }
+        }
+        security_events::insert(&txn, events).await?;
+        txn.commit().await?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
         Ok(self.signed_in(token, Account::from(&user), &session))
     }
 
     /// The guard's check: finds the token's session, judges it at `now`,
-    /// records the activity, and reports the expiry the database then holds.
+    /// records the activity unless the request is passive, and reports the
+    /// expiry the database then holds.
     pub async fn authenticate(
         &self,
         token: &SessionToken,
         now: DateTime<Utc>,
+        passive: bool,
     ) -> Result<CurrentSession, AppError> {
         let (session, user) = self
             .reader
             .find_with_user(&token.hash())
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-        let session = SessionRecord::from(&session);
-        refuse_unless_active(self.policy.evaluate(now, &times(&session)))?;
-        let session = if self.policy.needs_slide(now, session.last_activity_at) {
-            self.slide(session, now).await?
+        let record = SessionRecord::from(&session);
+        let verdict = self.policy(&record).evaluate(now, &times(&record));
+        if let Err(refused) = refuse_unless_active(verdict, &record) {
+            if !session.end_recorded {
+                expiry::record(&self.db, &self.rules.policies, user.id, &record).await;
+            }
+            return Err(refused);
+        }
+        let record = if !passive
+            && self
+                .policy(&record)
+                .needs_slide(now, record.last_activity_at)
+        {
+            self.slide(record, now).await?
         } else {
-            session
+            record
         };
-        Ok(self.current(Account::from(&user), session))
+        Ok(self.current(Account::from(&user), record))
     }
 
     /// Records activity at `now`, whatever the granularity: the SPA's
@@ -178,21 +235,64 @@ impl AuthService {
         Ok(self.current(current.account.clone(), session))
     }
 
+    /// Proves the password again on the caller's session (step-up). It is
+    /// throttled and counted exactly like `login`, and slides nothing else.
+    pub async fn reauthenticate(
+        &self,
+        current: &CurrentSession,
+        password: String,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<CurrentSession, AppError> {
+        self.prove_password(current, password, client, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
+        sessions::set_authenticated(&txn, current.session.id, &self.rules.policies, at).await?;
+        let event = NewEvent::of(
+            EventKind::Reauthenticated,
+            current.account.id,
+            current.session.id,
+            at,
+        )
+        .client(client);
+        security_events::insert(&txn, vec![event]).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = %current.account.id, session_id = %current.session.id, "reauthenticated");
+        let mut session = current.session.clone();
+        session.authenticated_at = at;
+        Ok(self.current(current.account.clone(), session))
+    }
+
     /// Revokes one of the caller's sessions. Anyone else's is `NOT_FOUND`,
-    /// exactly like an id that does not exist.
+    /// exactly like an id that does not exist. Another of the caller's
+    /// sessions needs a fresh password.
     pub async fn revoke(
         &self,
         current: &CurrentSession,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(SessionRecord, Expiry), AppError> {
+        let own = id == current.session.id;
+        if !own {
+            self.require_fresh(current, now)?;
+        }
         let (txn, at) = self.claim(current, now).await?;
-        sessions::revoke(&txn, id, current.account.id, at).await?;
-        let session = sessions::find_owned(&txn, id, current.account.id)
+        let user = current.account.id;
+        if sessions::revoke(&txn, id, user, &self.rules.policies, at).await? {
+            let by = if own {
+                "CURRENT_SESSION"
+            } else {
+                "OTHER_SESSION"
+            };
+            let event = NewEvent::of(EventKind::SessionRevoked, user, id, at)
+                .detail(by)
+                .actor(current.session.id);
+            security_events::insert(&txn, vec![event]).await?;
+        }
+        let session = sessions::find_owned(&txn, id, user)
             .await?
             .ok_or(AppError::NotFound)?;
         txn.commit().await?;
-        tracing::info!(user_id = %current.account.id, session_id = %id, "session revoked");
+        tracing::info!(user_id = %user, session_id = %id, "session revoked");
         let session = SessionRecord::from(&session);
         let expiry = self.expiry(&session);
         Ok((session, expiry))
@@ -202,28 +302,52 @@ impl AuthService {
     pub async fn logout(
         &self,
         current: &CurrentSession,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let (id, at) = (current.session.id, self.write_instant(now));
-        if !sessions::revoke_live(&self.db, id, &self.policy, at).await? {
+        let (id, user, at) = (
+            current.session.id,
+            current.account.id,
+            self.write_instant(now),
+        );
+        let txn = self.db.begin().await?;
+        let policies = &self.rules.policies;
+        if !sessions::revoke_live(&txn, id, policies, Revocation::Logout, at).await? {
+            txn.rollback().await?;
             return Err(self.ended(id, at).await);
         }
-        tracing::info!(user_id = %current.account.id, session_id = %id, "logged out");
+        let event = NewEvent::of(EventKind::SignedOut, user, id, at).client(client);
+        security_events::insert(&txn, vec![event]).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = %user, session_id = %id, "logged out");
         Ok(())
     }
 
     /// Revokes every other live session of the caller; returns how many.
+    /// Needs a fresh password.
     pub async fn revoke_others(
         &self,
         current: &CurrentSession,
         now: DateTime<Utc>,
     ) -> Result<u64, AppError> {
+        self.require_fresh(current, now)?;
         let (txn, at) = self.claim(current, now).await?;
         let (user, keep) = (current.account.id, current.session.id);
-        let count = sessions::revoke_others(&txn, user, keep, &self.policy, at).await?;
+        let policies = &self.rules.policies;
+        let revoked =
+            sessions::revoke_others(&txn, user, keep, policies, Revocation::Session, at).await?;
+        let events = revoked
+            .iter()
+            .map(|&id| {
+                NewEvent::of(EventKind::SessionRevoked, user, id, at)
+                    .detail("OTHER_SESSION")
+                    .actor(keep)
+            })
+            .collect();
+        security_events::insert(&txn, events).await?;
         txn.commit().await?;
-        tracing::info!(user_id = %user, count, "other sessions revoked");
-        Ok(count)
+        tracing::info!(user_id = %user, count = revoked.len(), "other sessions revoked");
+        Ok(revoked.len() as u64)
     }
 
     /// The caller's live sessions at `now`, newest first, each with its expiry.
@@ -232,7 +356,8 @@ impl AuthService {
         current: &CurrentSession,
         now: DateTime<Utc>,
     ) -> Result<Vec<(SessionRecord, Expiry)>, AppError> {
-        let sessions = sessions::list_live(&self.db, current.account.id, &self.policy, now).await?;
+        let policies = &self.rules.policies;
+        let sessions = sessions::list_live(&self.db, current.account.id, policies, now).await?;
         Ok(sessions
             .iter()
             .map(SessionRecord::from)
@@ -243,10 +368,21 @@ impl AuthService {
             .collect())
     }
 
+    /// The caller's security events, newest first, before a cursor.
+    pub async fn security_events(
+        &self,
+        current: &CurrentSession,
+        before: Option<(DateTime<Utc>, Uuid)>,
+        limit: u64,
+    ) -> Result<Vec<security_event::Model>, AppError> {
+        Ok(security_events::page(&self.db, current.account.id, before, limit).await?)
+    }
+
     /// Replaces the caller's password after checking the current one, and
-    /// signs out every other session; the caller's own stays. A wrong current
-    /// password counts against the account exactly like a failed login, so a
-    /// stolen session is no oracle for it.
+    /// signs out every other session; the caller's own stays, and counts as
+    /// freshly authenticated. A wrong current password counts against the
+    /// account exactly like a failed login, so a stolen session is no
+    /// oracle for it.
     pub async fn change_password(
         &self,
         current: &CurrentSession,
@@ -256,31 +392,55 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<PasswordChanged, AppError> {
         let new_password = Password::parse_new(new_password).map_err(AppError::BadUserInput)?;
-        let current_password =
-            Password::parse_attempt(current_password).map_err(AppError::BadUserInput)?;
-        self.refuse_if_saturated()?;
-        let email = Email::parse(&current.account.email)
-            .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-        let reservation = self.throttle.reserve(&email, client.ip, now).await?;
-        // Re-read so a password changed by another session is the one checked.
-        let user = users::find_by_id(&self.db, current.account.id)
-            .await?
-            .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-        let verified = self
-            .passwords
-            .verify(current_password, Some(user.password_hash));
-        if !verified.await?.matched {
-            return Err(AppError::InvalidCredentials);
-        }
-        self.throttle.succeeded(reservation).await?;
+        self.prove_password(current, current_password, client, now)
+            .await?;
         let hash = self.passwords.hash(new_password).await?;
         let (txn, at) = self.claim(current, now).await?;
-        users::change_password(&txn, user.id, hash, at).await?;
-        let revoked_sessions =
-            sessions::revoke_others(&txn, user.id, current.session.id, &self.policy, at).await?;
+        let (user, keep) = (current.account.id, current.session.id);
+        let policies = &self.rules.policies;
+        users::change_password(&txn, user, hash, at).await?;
+        sessions::set_authenticated(&txn, keep, policies, at).await?;
+        let revoked =
+            sessions::revoke_others(&txn, user, keep, policies, Revocation::PasswordChange, at)
+                .await?;
+        let mut events =
+            vec![NewEvent::of(EventKind::PasswordChanged, user, keep, at).client(client)];
+        events.extend(revoked.iter().map(|&id| {
+            NewEvent::of(EventKind::SessionRevoked, user, id, at)
+                .detail("PASSWORD_CHANGE")
+                .actor(keep)
+        }));
+        security_events::insert(&txn, events).await?;
         txn.commit().await?;
-        tracing::info!(user_id = %user.id, revoked_sessions, "password changed");
-        Ok(PasswordChanged { revoked_sessions })
+        tracing::info!(user_id = %user, revoked_sessions = revoked.len(), "password changed");
+        let mut session = current.session.clone();
+        session.authenticated_at = at;
+        Ok(PasswordChanged {
+            session: self.current(current.account.clone(), session),
+            revoked_sessions: revoked.len() as u64,
+        })
+    }
+
+    /// Deletes the caller's account and every session of it, in one
+    /// transaction. Needs a fresh password, and the password itself.
+    pub async fn delete_account(
+        &self,
+        current: &CurrentSession,
+        password: String,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.require_fresh(current, now)?;
+        self.prove_password(current, password, client, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
+        let user = current.account.id;
+        let event =
+            NewEvent::of(EventKind::AccountDeleted, user, current.session.id, at).client(client);
+        security_events::insert(&txn, vec![event]).await?;
+        users::delete(&txn, user).await?;
+        txn.commit().await?;
+        tracing::info!(user_id = %user, "account deleted");
+        Ok(())
     }
 
     /// Under a sign-in storm, refuses before any database work, so refused
@@ -303,7 +463,7 @@ impl AuthService {
         let id = current.session.id;
         let txn = self.db.begin().await?;
         let at = self.write_instant(now);
-        if !sessions::claim_live(&txn, id, &self.policy, at).await? {
+        if !sessions::claim_live(&txn, id, &self.rules.policies, at).await? {
             txn.rollback().await?;
             return Err(self.ended(id, at).await);
         }
@@ -327,7 +487,7 @@ impl AuthService {
         mut session: SessionRecord,
         now: DateTime<Utc>,
     ) -> Result<SessionRecord, AppError> {
-        if sessions::slide(&self.db, session.id, &self.policy, now).await? {
+        if sessions::slide(&self.db, session.id, &self.rules.policies, now).await? {
             session.last_activity_at = now;
             return Ok(session);
         }
@@ -335,29 +495,73 @@ impl AuthService {
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
         let stored = SessionRecord::from(&stored);
-        refuse_unless_active(self.policy.evaluate(now, &times(&stored)))?;
+        refuse_unless_active(self.policy(&stored).evaluate(now, &times(&stored)), &stored)?;
         Ok(stored)
     }
 
     /// Why a session that was live when the guard ran is not live at `now`.
     async fn ended(&self, id: Uuid, now: DateTime<Utc>) -> AppError {
         match sessions::find(&self.db, id).await {
-            Ok(Some(session)) => refuse_unless_active(
-                self.policy
-                    .evaluate(now, &times(&SessionRecord::from(&session))),
-            )
-            .err()
-            // A slide that began earlier can land after the failed write and
-            // make the row look live again; the write was refused all the same.
-            .unwrap_or(AppError::Unauthenticated(AuthFailure::Revoked)),
+            Ok(Some(session)) => {
+                let session = SessionRecord::from(&session);
+                refuse_unless_active(
+                    self.policy(&session).evaluate(now, &times(&session)),
+                    &session,
+                )
+                .err()
+                // A slide that began earlier can land after the failed write and
+                // make the row look live again; the write was refused all the same.
+                .unwrap_or(AppError::Unauthenticated(AuthFailure::Revoked))
+            }
             Ok(None) => AppError::Unauthenticated(AuthFailure::InvalidToken),
             Err(err) => err.into(),
         }
     }
 
+    fn policy(&self, session: &SessionRecord) -> &SessionPolicy {
+        self.rules.policies.of(session.remember_me)
+    }
+
     fn expiry(&self, session: &SessionRecord) -> Expiry {
-        self.policy
+        self.policy(session)
             .expiry(session.created_at, session.last_activity_at)
+    }
+
+    /// Refuses a sensitive operation unless a password was proven on the
+    /// session within the fresh age, saying how to prove it.
+    fn require_fresh(&self, current: &CurrentSession, now: DateTime<Utc>) -> Result<(), AppError> {
+        let authenticated_at = current.session.authenticated_at;
+        if now - authenticated_at < self.rules.fresh_age {
+            return Ok(());
+        }
+        Err(AppError::ReauthenticationRequired {
+            authenticated_at,
+            fresh_age: self.rules.fresh_age.num_seconds(),
+        })
+    }
+
+    /// Checks the caller's password, throttled and counted like a login.
+    async fn prove_password(
+        &self,
+        current: &CurrentSession,
+        password: String,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
+        self.refuse_if_saturated()?;
+        let email = Email::parse(&current.account.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
+        let reservation = self.throttle.reserve(&email, client.ip, now).await?;
+        // Re-read so a password changed by another session is the one checked.
+        let user = users::find_by_id(&self.db, current.account.id)
+            .await?
+            .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
+        let verified = self.passwords.verify(password, Some(user.password_hash));
+        if !verified.await?.matched {
+            return Err(AppError::InvalidCredentials);
+        }
+        self.throttle.succeeded(reservation).await
     }
 
     fn current(&self, account: Account, session: SessionRecord) -> CurrentSession {
@@ -385,11 +589,16 @@ impl AuthService {
 }
 
 /// `UNAUTHENTICATED` with the verdict's reason, unless the session is live.
-fn refuse_unless_active(verdict: Verdict) -> Result<(), AppError> {
+fn refuse_unless_active(verdict: Verdict, session: &SessionRecord) -> Result<(), AppError> {
     let failure = match verdict {
         Verdict::Active(_) => return Ok(()),
         Verdict::IdleExpired => AuthFailure::IdleTimeout,
         Verdict::AbsoluteExpired => AuthFailure::AbsoluteTimeout,
+        Verdict::Revoked
+            if session.revoked_reason.as_deref() == Some(Revocation::SessionLimit.as_str()) =>
+        {
+            AuthFailure::SessionLimit
+        }
         Verdict::Revoked => AuthFailure::Revoked,
     };
     Err(AppError::Unauthenticated(failure))

@@ -355,6 +355,7 @@ impl TestApp {
         let input = login::LoginInput {
             email: email.into(),
             password: password.into(),
+            remember_me: false,
         };
         self.send(Login::build_query(login::Variables { input }), None)
             .await

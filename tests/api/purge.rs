@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use entity::session;
-use gatehouse::domain::session_policy::SessionPolicy;
-use gatehouse::services::purge::purge_once;
+use gatehouse::domain::session_policy::{SessionPolicies, SessionPolicy};
+use gatehouse::services::purge::{Retention, purge_once};
 use sea_orm::EntityTrait;
 
 use crate::helpers::{PASSWORD, spawn_app};
@@ -50,16 +50,21 @@ async fn purge_deletes_only_sessions_ended_before_the_retention() {
     )
     .await;
 
-    let policy = SessionPolicy::new(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600));
-    let deleted = purge_once(
-        &app.db,
-        &policy,
-        RETENTION.to_std().unwrap(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("purge runs");
-    assert_eq!(deleted, 3);
+    let policies = SessionPolicies {
+        standard: SessionPolicy::new(Duration::from_secs(30 * 60), Duration::from_secs(12 * 3600)),
+        remembered: None,
+    };
+    let retention = Retention {
+        sessions: RETENTION.to_std().unwrap(),
+        events: Duration::from_secs(90 * 24 * 3600),
+    };
+    let purged = purge_once(&app.db, &policies, retention, chrono::Utc::now())
+        .await
+        .expect("purge runs");
+    assert_eq!(purged.sessions, 3);
+    // The two timed-out sessions and the one past its retention are
+    // recorded before anything is deleted.
+    assert_eq!(purged.expiries_recorded, 3);
 
     let remaining: Vec<String> = session::Entity::find()
         .all(&app.db)
@@ -75,16 +80,9 @@ async fn purge_deletes_only_sessions_ended_before_the_retention() {
         assert!(!remaining.contains(gone), "{gone} was kept");
     }
     // Purging again, as another node would, finds nothing more.
-    assert_eq!(
-        purge_once(
-            &app.db,
-            &policy,
-            RETENTION.to_std().unwrap(),
-            chrono::Utc::now()
-        )
+    let again = purge_once(&app.db, &policies, retention, chrono::Utc::now())
         .await
-        .unwrap(),
-        0
-    );
+        .unwrap();
+    assert_eq!((again.sessions, again.expiries_recorded), (0, 0));
     app.me(&token).await.data("me");
 }

@@ -1,0 +1,62 @@
+//! What a user's security history records: every change to their sessions
+//! and credentials, never the activity slides.
+
+/// The kinds of event, as stored and as the API names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// `register` or `login` (`detail`: `REGISTER` or `LOGIN`).
+    SignedIn,
+    /// `reauthenticate` proved the password again.
+    Reauthenticated,
+    /// `logout`.
+    SignedOut,
+    /// Revoked (`detail`: who: `CURRENT_SESSION`, `OTHER_SESSION`,
+    /// `PASSWORD_CHANGE` or `SESSION_LIMIT`).
+    SessionRevoked,
+    /// Ended by a timeout (`detail`: `IDLE_TIMEOUT` or `ABSOLUTE_TIMEOUT`),
+    /// recorded when a request or the purge first sees it.
+    SessionExpired,
+    PasswordChanged,
+    AccountDeleted,
+}
+
+impl EventKind {
+    pub const ALL: [Self; 7] = [
+        Self::SignedIn,
+        Self::Reauthenticated,
+        Self::SignedOut,
+        Self::SessionRevoked,
+        Self::SessionExpired,
+        Self::PasswordChanged,
+        Self::AccountDeleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignedIn => "SIGNED_IN",
+            Self::Reauthenticated => "REAUTHENTICATED",
+            Self::SignedOut => "SIGNED_OUT",
+            Self::SessionRevoked => "SESSION_REVOKED",
+            Self::SessionExpired => "SESSION_EXPIRED",
+            Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::AccountDeleted => "ACCOUNT_DELETED",
+        }
+    }
+
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_reads_back_as_itself() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(EventKind::parse("LOGGED_IN"), None);
+    }
+}

@@ -1,0 +1,122 @@
+//! Queries on `security_events`. Each is written by the caller inside the
+//! transaction of the change it records.
+
+use chrono::{DateTime, Utc};
+use entity::security_event;
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::domain::client::ClientInfo;
+use crate::domain::security_event::EventKind;
+
+/// An event to record.
+pub struct NewEvent<'a> {
+    pub user_id: Uuid,
+    pub kind: EventKind,
+    pub detail: Option<&'static str>,
+    pub session_id: Option<Uuid>,
+    pub actor_session_id: Option<Uuid>,
+    pub remember_me: Option<bool>,
+    pub client: Option<&'a ClientInfo>,
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of `kind` for one session, with nothing else to say.
+    pub fn of(kind: EventKind, user_id: Uuid, session_id: Uuid, at: DateTime<Utc>) -> Self {
+        Self {
+            user_id,
+            kind,
+            detail: None,
+            session_id: Some(session_id),
+            actor_session_id: None,
+            remember_me: None,
+            client: None,
+            at,
+        }
+    }
+
+    pub fn detail(mut self, detail: &'static str) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn client(mut self, client: &'a ClientInfo) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    pub fn remembered(mut self, remember_me: bool) -> Self {
+        self.remember_me = Some(remember_me);
+        self
+    }
+
+    pub fn actor(mut self, session_id: Uuid) -> Self {
+        self.actor_session_id = Some(session_id);
+        self
+    }
+}
+
+/// Records events, in the caller's transaction.
+pub async fn insert(db: &impl ConnectionTrait, events: Vec<NewEvent<'_>>) -> Result<(), DbErr> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events.into_iter().map(|e| security_event::ActiveModel {
+        id: ActiveValue::Set(Uuid::new_v4()),
+        user_id: ActiveValue::Set(e.user_id),
+        kind: ActiveValue::Set(e.kind.as_str().to_owned()),
+        detail: ActiveValue::Set(e.detail.map(str::to_owned)),
+        session_id: ActiveValue::Set(e.session_id),
+        actor_session_id: ActiveValue::Set(e.actor_session_id),
+        remember_me: ActiveValue::Set(e.remember_me),
+        user_agent: ActiveValue::Set(e.client.and_then(|c| c.user_agent.clone())),
+        ip_address: ActiveValue::Set(e.client.and_then(|c| c.ip).map(|ip| ip.to_string())),
+        occurred_at: ActiveValue::Set(e.at),
+    });
+    security_event::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await
+        .map(drop)
+}
+
+/// Up to `limit` events of `user_id`, newest first, strictly before the
+/// `(occurred_at, id)` cursor when there is one.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<security_event::Model>, DbErr> {
+    let mut select =
+        security_event::Entity::find().filter(security_event::Column::UserId.eq(user_id));
+    if let Some((at, id)) = before {
+        select = select.filter(
+            Condition::any()
+                .add(security_event::Column::OccurredAt.lt(at))
+                .add(
+                    Condition::all()
+                        .add(security_event::Column::OccurredAt.eq(at))
+                        .add(security_event::Column::Id.lt(id)),
+                ),
+        );
+    }
+    select
+        .order_by_desc(security_event::Column::OccurredAt)
+        .order_by_desc(security_event::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Deletes events that occurred before `before`; returns how many.
+pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = security_event::Entity::delete_many()
+        .filter(security_event::Column::OccurredAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
