@@ -1,7 +1,6 @@
 //! The API's output and input types, built from entities but separate from
 //! them, so storage can change and no secret can leak through a derive.
 
-use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -173,7 +172,7 @@ impl Viewer {
         ctx: &Context<'_>,
         #[graphql(desc = "How many events to return: 1 to 100.", default = 20)] first: i32,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-    ) -> Result<Connection<String, SecurityEvent>> {
+    ) -> Result<SecurityEventConnection> {
         let first = u64::try_from(first)
             .ok()
             .filter(|n| (1..=100).contains(n))
@@ -182,17 +181,28 @@ impl Viewer {
         let mut events = auth_service(ctx)?
             .security_events(&self.current, before.map(|c| (c.at, c.id)), first + 1)
             .await?;
-        let has_next = events.len() as u64 > first;
+        let has_next_page = events.len() as u64 > first;
         events.truncate(first as usize);
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(events.iter().map(|event| {
-            let cursor = EventCursor {
-                at: event.occurred_at,
-                id: event.id,
-            };
-            Edge::new(cursor.encode(), SecurityEvent::from(event))
-        }));
-        Ok(connection)
+        let edges: Vec<SecurityEventEdge> = events
+            .iter()
+            .map(|event| SecurityEventEdge {
+                cursor: EventCursor {
+                    at: event.occurred_at,
+                    id: event.id,
+                }
+                .encode(),
+                node: SecurityEvent::from(event),
+            })
+            .collect();
+        Ok(SecurityEventConnection {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: after.is_some(),
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+        })
     }
 
     /// Every live session of the account, newest first: for a "where you're
@@ -314,6 +324,37 @@ pub struct ChangePasswordInput {
     pub current_password: String,
     /// The new password: 8 to 1024 characters.
     pub new_password: String,
+}
+
+/// A page of the account's security events, newest first (a Relay connection).
+#[derive(SimpleObject)]
+pub struct SecurityEventConnection {
+    /// The events on this page, each with its cursor.
+    pub edges: Vec<SecurityEventEdge>,
+    /// Where this page ends, and whether more follow.
+    pub page_info: PageInfo,
+}
+
+/// One security event and where it sits in the history.
+#[derive(SimpleObject)]
+pub struct SecurityEventEdge {
+    /// Pass as `after` to read the events older than this one.
+    pub cursor: String,
+    /// The event.
+    pub node: SecurityEvent,
+}
+
+/// Where a page sits in a connection.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    /// Whether older events follow this page.
+    pub has_next_page: bool,
+    /// Whether this page came after another (an `after` cursor was given).
+    pub has_previous_page: bool,
+    /// The cursor of the page's first edge.
+    pub start_cursor: Option<String>,
+    /// The cursor of the page's last edge: the next page's `after`.
+    pub end_cursor: Option<String>,
 }
 
 /// One entry of the account's security history.

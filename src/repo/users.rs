@@ -3,9 +3,7 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::domain::email::Email;
@@ -88,12 +86,19 @@ pub async fn change_password(
 }
 
 /// Takes the account's row lock until the transaction ends, so that
-/// sign-ins that count its sessions take turns on every node. (SQLite has
-/// one writer at a time already.)
+/// sign-ins that count its sessions take turns on every node.
+///
+/// A write that changes nothing: on PostgreSQL it locks the row; on SQLite
+/// it takes the write lock first, where a read first would leave two such
+/// transactions unable to upgrade (`SQLITE_BUSY`).
 pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
-    user::Entity::find_by_id(id)
-        .lock_exclusive()
-        .all(db)
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::CredentialVersion,
+            Expr::col(user::Column::CredentialVersion).into(),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
         .await
         .map(drop)
 }

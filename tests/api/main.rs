@@ -19,6 +19,7 @@ mod request_context;
 mod restart;
 mod revocation;
 mod schema;
+mod session_features;
 mod session_timeouts;
 mod throttle;
 mod web;

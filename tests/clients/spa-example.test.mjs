@@ -8,7 +8,9 @@ import { resolve } from "node:path";
 import { startGatehouse } from "./gatehouse.mjs";
 import { EXAMPLE, MANIFEST, PASSWORD, email, sleep } from "./support.mjs";
 
-const { GatehouseClient, SignedOut } = await import(resolve(EXAMPLE, "dist/client.js"));
+const { GatehouseClient, ReauthenticationRequired, SignedOut } = await import(
+  resolve(EXAMPLE, "dist/client.js")
+);
 
 /** Records the operations the example sends, by name. */
 function recordOperations() {
@@ -90,6 +92,35 @@ describe("the SPA example", () => {
       assert.deepEqual(signOuts, ["IDLE_TIMEOUT"]);
     } finally {
       recorder.restore();
+    }
+  });
+
+  test("asks the user to confirm their password when an operation needs a fresh one", async () => {
+    const fresh = await startGatehouse({ GATEHOUSE_FRESH_AGE: "1s" });
+    try {
+      const asked = [];
+      const answers = [null, PASSWORD];
+      const client = new GatehouseClient({
+        endpoint: fresh.url,
+        onSignedOut: () => {},
+        confirmPassword: async () => {
+          asked.push(Date.now());
+          return answers.shift();
+        },
+      });
+      const address = email("spa-step-up");
+      await client.register(address, PASSWORD);
+      await new GatehouseClient({ endpoint: fresh.url, onSignedOut: () => {} }).login(address, PASSWORD);
+      await sleep(1_200);
+      // The user cancels: nothing happens, and the reason is clear.
+      await assert.rejects(client.revokeOtherSessions(), (e) => e instanceof ReauthenticationRequired);
+      // The user confirms: the password is proven and the operation retried.
+      assert.equal(await client.revokeOtherSessions(), 1);
+      assert.equal(asked.length, 2);
+      const me = await client.me();
+      assert.equal(me.sessions.length, 1);
+    } finally {
+      await fresh.stop();
     }
   });
 

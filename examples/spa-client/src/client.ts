@@ -4,11 +4,14 @@
 import { print } from "graphql";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
+  DeleteAccountDocument,
   LoginDocument,
   LogoutDocument,
   MeDocument,
+  ReauthenticateDocument,
   RefreshSessionDocument,
   RegisterDocument,
+  RevokeOtherSessionsDocument,
   RevokeSessionDocument,
   type MeQuery,
 } from "./gql/graphql.js";
@@ -32,6 +35,16 @@ export class SignedOut extends Error {
 export class RateLimited extends Error {
   constructor(readonly retryAfter: number) {
     super(`Too many attempts. Try again in ${retryAfter} seconds.`);
+  }
+}
+
+/**
+ * Thrown on REAUTHENTICATION_REQUIRED when the user did not confirm their
+ * password: the operation needs one proven more recently than `authenticatedAt`.
+ */
+export class ReauthenticationRequired extends Error {
+  constructor(readonly authenticatedAt: string) {
+    super("Please confirm your password to continue.");
   }
 }
 
@@ -62,7 +75,12 @@ export function explain(reason: SignOutReason): string {
 
 interface GraphQLError {
   message: string;
-  extensions?: { code?: string; reason?: SignOutReason; retryAfter?: number };
+  extensions?: {
+    code?: string;
+    reason?: SignOutReason;
+    retryAfter?: number;
+    authenticatedAt?: string;
+  };
 }
 
 /** A session's two deadlines, as every operation here returns them. */
@@ -83,6 +101,12 @@ export interface ClientOptions {
    * GATEHOUSE_TRUSTED_DOCUMENTS=src/gql/persisted-documents.json.
    */
   trustedDocuments?: boolean;
+  /**
+   * The "confirm your password" step: asked when a sensitive operation
+   * needs a recently proven password. Resolve to the password, or to null
+   * if the user cancels.
+   */
+  confirmPassword?: () => Promise<string | null>;
   /**
    * Keep the session in Gatehouse's HttpOnly cookie instead of in memory
    * (GATEHOUSE_SESSION_COOKIE=true, and this app's origin in
@@ -132,7 +156,37 @@ export class GatehouseClient {
 
   /** Signs out another of this account's sessions (from a device list). */
   async revokeSession(sessionId: string): Promise<void> {
-    await this.request(RevokeSessionDocument, { input: { sessionId } });
+    await this.sensitive(() => this.request(RevokeSessionDocument, { input: { sessionId } }));
+  }
+
+  /** Signs out every other session; returns how many there were. */
+  async revokeOtherSessions(): Promise<number> {
+    const { revokeOtherSessions } = await this.sensitive(() =>
+      this.request(RevokeOtherSessionsDocument, {}),
+    );
+    return revokeOtherSessions;
+  }
+
+  /** Deletes the account for good; every session of it ends. */
+  async deleteAccount(password: string): Promise<void> {
+    await this.sensitive(() => this.request(DeleteAccountDocument, { input: { password } }));
+    this.forget();
+  }
+
+  /**
+   * Runs a sensitive operation; if the server wants the password proven
+   * again, asks the user once, proves it, and retries.
+   */
+  private async sensitive<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!(error instanceof ReauthenticationRequired) || !this.options.confirmPassword) throw error;
+      const password = await this.options.confirmPassword();
+      if (password === null) throw error;
+      await this.request(ReauthenticateDocument, { input: { password } });
+      return operation();
+    }
   }
 
   async logout(): Promise<void> {
@@ -203,6 +257,9 @@ export class GatehouseClient {
     }
     if (error?.extensions?.code === "RATE_LIMITED") {
       throw new RateLimited(error.extensions.retryAfter ?? 60);
+    }
+    if (error?.extensions?.code === "REAUTHENTICATION_REQUIRED") {
+      throw new ReauthenticationRequired(error.extensions.authenticatedAt ?? "");
     }
     if (error || !result.data) {
       throw new GatehouseError(
