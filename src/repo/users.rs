@@ -95,7 +95,7 @@ pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
     user::Entity::update_many()
         .col_expr(
             user::Column::CredentialVersion,
-            Expr::col(user::Column::CredentialVersion).into(),
+            Expr::col(user::Column::CredentialVersion),
         )
         .filter(user::Column::Id.eq(id))
         .exec(db)
