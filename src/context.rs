@@ -69,6 +69,8 @@ pub struct SessionRecord {
     /// When a password was last proven on the session.
     pub authenticated_at: DateTime<Utc>,
     pub remember_me: bool,
+    /// Its end is recorded: it stays ended whatever the settings say later.
+    pub end_recorded: bool,
 }
 
 impl From<&session::Model> for SessionRecord {
@@ -85,6 +87,7 @@ impl From<&session::Model> for SessionRecord {
             // lack it, and those were backfilled with their creation.
             authenticated_at: session.authenticated_at.unwrap_or(session.created_at),
             remember_me: session.remember_me,
+            end_recorded: session.end_recorded,
         }
     }
 }

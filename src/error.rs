@@ -375,10 +375,16 @@ fn is_unavailable(err: &DbErr) -> bool {
                 | Sqlx::PoolTimedOut
                 | Sqlx::PoolClosed
                 | Sqlx::WorkerCrashed => true,
-                // PostgreSQL: connection exceptions (08) and operator
-                // intervention (57, e.g. shutdown); SQLite: busy or locked.
+                // PostgreSQL: connection exceptions (08), a transaction
+                // rolled back by a deadlock or serialization failure (40),
+                // operator intervention (57, e.g. shutdown); SQLite: busy or
+                // locked. Nothing was committed, and a retry may succeed.
                 Sqlx::Database(db) => db.code().is_some_and(|code| {
-                    code.starts_with("08") || code.starts_with("57") || code == "5" || code == "6"
+                    ["08", "40", "57"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "5"
+                        || code == "6"
                 }),
                 _ => false,
             }

@@ -21,7 +21,9 @@ pub struct Model {
     pub authenticated_at: Option<DateTimeUtc>,
     /// Whether the session lives under the remember-me policy.
     pub remember_me: bool,
-    /// Why it was revoked: `LOGOUT`, `SESSION`, `PASSWORD_CHANGE` or `SESSION_LIMIT`.
+    /// Why it ended: revoked by `LOGOUT`, `SESSION`, `PASSWORD_CHANGE` or
+    /// `SESSION_LIMIT`, or timed out (`IDLE_TIMEOUT`, `ABSOLUTE_TIMEOUT`)
+    /// once that end is recorded.
     pub revoked_reason: Option<String>,
     /// Whether the event of its end has been written.
     pub end_recorded: bool,

@@ -4,7 +4,8 @@
 //!   session (step-up). Nullable only because SQLite cannot add a NOT NULL
 //!   column without a constant default; it is backfilled and always written.
 //! - `sessions.remember_me`: which policy the session lives under, for life.
-//! - `sessions.revoked_reason`: why it was revoked, so its holder is told.
+//! - `sessions.revoked_reason`: why it ended (a revocation's cause, or the
+//!   timeout once recorded), so its holder is told.
 //! - `sessions.end_recorded`: whether the event of its end is written, so
 //!   that an expiry is recorded once, by whichever node sees it first.
 //! - `security_events`: each user's own history, newest first.

@@ -30,7 +30,8 @@ impl Device {
         else {
             return unknown;
         };
-        let known = |part: &str| (!part.is_empty() && part != "UNKNOWN").then(|| part.to_owned());
+        let known =
+            |part: &str| (!part.is_empty() && !part.contains("UNKNOWN")).then(|| part.to_owned());
         let with_version = |name: &str, version: &str| {
             known(name).map(|name| match known(version) {
                 Some(version) => format!("{name} {version}"),
@@ -46,7 +47,12 @@ impl Device {
         };
         Self {
             browser: with_version(parsed.name, major(parsed.version)),
-            os: with_version(parsed.os, parsed.os_version.as_ref()),
+            // Windows names carry their version ("Windows 10"); the NT one adds nothing.
+            os: if parsed.os.starts_with("Windows") {
+                known(parsed.os)
+            } else {
+                with_version(parsed.os, parsed.os_version.as_ref())
+            },
             kind,
         }
     }

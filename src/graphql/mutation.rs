@@ -76,7 +76,8 @@ impl Mutation {
 
     /// Proves the password again on this session (step-up), so that sensitive
     /// operations are allowed for `GATEHOUSE_FRESH_AGE`. Throttled and
-    /// counted like `login`; it records no activity. Needs a session token.
+    /// counted like `login`; it moves only `authenticatedAt` (the request
+    /// itself is activity unless passive). Needs a session token.
     async fn reauthenticate(
         &self,
         ctx: &Context<'_>,

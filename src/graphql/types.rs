@@ -372,10 +372,13 @@ pub struct SecurityEvent {
     pub revoked_by: Option<RevokedBy>,
     /// For `SESSION_EXPIRED`: which timeout ended it.
     pub timeout: Option<Timeout>,
-    /// For `SIGNED_IN`: whether the session is a remember-me one.
+    /// For `SIGNED_IN` and `SESSION_EXPIRED`: whether the session is a
+    /// remember-me one.
     pub remember_me: Option<bool>,
     /// The client recorded with the event: the one that signed in, signed
-    /// out, proved or changed the password; for an expiry, the session's own.
+    /// out, proved or changed the password, or deleted the account; for an
+    /// expiry, the session's own. Revocations record none (`UNKNOWN`); see
+    /// the event of the session that revoked.
     pub device: Device,
     /// That client's address.
     pub ip_address: Option<String>,
@@ -476,9 +479,12 @@ impl EventCursor {
         let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
         let text = String::from_utf8(text).map_err(|_| invalid())?;
         let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
+        // Events are dated by this server's clock: anything outside years
+        // 1970 to 9999 is forged, and not every database can compare it.
         let at = micros
-            .parse()
+            .parse::<i64>()
             .ok()
+            .filter(|m| (0..=253_402_300_799_999_999).contains(m))
             .and_then(DateTime::from_timestamp_micros)
             .ok_or_else(invalid)?;
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;

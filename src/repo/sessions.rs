@@ -258,24 +258,29 @@ pub async fn revoke_others(
     Ok(revoked.into_iter().map(|s| s.id).collect())
 }
 
-/// Revokes the least recently active live sessions of `user_id` past the
-/// newest `limit`; returns their ids. The caller holds the account's lock,
-/// so sign-ins on any node take turns and none counts a stale set.
+/// Makes room for the new session `keep` under `limit`: revokes the least
+/// recently active of the account's other live sessions at `now`; returns
+/// their ids. The new session is never among them. The caller holds the
+/// account's lock, so sign-ins on any node take turns and none counts a
+/// stale set.
 pub async fn enforce_limit(
     db: &impl ConnectionTrait,
     user_id: Uuid,
+    keep: Uuid,
     limit: u32,
     policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, DbErr> {
-    let live = session::Entity::find()
+    let others = session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::Id.ne(keep))
         .filter(live_at(policies, now))
         .order_by_desc(session::Column::LastActivityAt)
         .order_by_desc(session::Column::CreatedAt)
         .all(db)
         .await?;
-    let excess: Vec<Uuid> = live.iter().skip(limit as usize).map(|s| s.id).collect();
+    let room = (limit as usize).saturating_sub(1);
+    let excess: Vec<Uuid> = others.iter().skip(room).map(|s| s.id).collect();
     if !excess.is_empty() {
         revoking(now, Revocation::SessionLimit)
             .filter(session::Column::Id.is_in(excess.clone()))
@@ -285,13 +290,25 @@ pub async fn enforce_limit(
     Ok(excess)
 }
 
-/// Marks a session's end as recorded; returns whether this call did, so
-/// that of all the nodes that see an expiry, exactly one writes its event.
-pub async fn record_end(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+/// Marks the end of a session that timed out by `now`, with which timeout;
+/// returns whether this call did. Of all the nodes that see an expiry,
+/// exactly one writes its event, and none does for a session that a
+/// racing request kept alive. Once marked, it stays ended whatever the
+/// settings do later.
+pub async fn record_end(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    reason: &'static str,
+    policies: &SessionPolicies,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
     let result = session::Entity::update_many()
         .col_expr(session::Column::EndRecorded, Expr::value(true))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason))
         .filter(session::Column::Id.eq(id))
         .filter(session::Column::EndRecorded.eq(false))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(within_timeouts(policies, now).not())
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
@@ -355,6 +372,7 @@ pub async fn list_live(
 fn live_at(policies: &SessionPolicies, now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(session::Column::RevokedAt.is_null())
+        .add(session::Column::EndRecorded.eq(false))
         .add(within_timeouts(policies, now))
 }
 

@@ -156,6 +156,8 @@ impl AuthService {
         let token = SessionToken::generate().map_err(AppError::internal)?;
         let remember_me = self.rules.policies.remembers(remember_me);
         let txn = self.db.begin().await?;
+        // Sessions it revokes are judged and stamped when the write lands.
+        let at = self.write_instant(now);
         if self.rules.max_sessions.is_some() {
             users::lock(&txn, user.id).await?;
         }
@@ -175,9 +177,10 @@ impl AuthService {
         ];
         if let Some(limit) = self.rules.max_sessions {
             let policies = &self.rules.policies;
-            for id in sessions::enforce_limit(&txn, user.id, limit, policies, now).await? {
+            let (user_id, keep) = (user.id, session.id);
+            for id in sessions::enforce_limit(&txn, user_id, keep, limit, policies, at).await? {
                 events.push(
-                    NewEvent::of(EventKind::SessionRevoked, user.id, id, now)
+                    NewEvent::of(EventKind::SessionRevoked, user.id, id, at)
                         .detail("SESSION_LIMIT")
                         .actor(session.id),
                 );
@@ -203,13 +206,20 @@ impl AuthService {
             .find_with_user(&token.hash())
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-        let record = SessionRecord::from(&session);
-        let verdict = self.policy(&record).evaluate(now, &times(&record));
-        if let Err(refused) = refuse_unless_active(verdict, &record) {
-            if !session.end_recorded {
-                expiry::record(&self.db, &self.rules.policies, user.id, &record).await;
+        let mut record = SessionRecord::from(&session);
+        if let Err(refused) = self.judge(&record, now) {
+            // The reader's row may predate a slide that kept the session
+            // alive: read it again from the primary before refusing.
+            let Some(fresh) = sessions::find(&self.db, record.id).await? else {
+                return Err(refused);
+            };
+            record = SessionRecord::from(&fresh);
+            if let Err(refused) = self.judge(&record, now) {
+                if !record.end_recorded && record.revoked_at.is_none() {
+                    expiry::record(&self.db, &self.rules.policies, user.id, &record, now).await;
+                }
+                return Err(refused);
             }
-            return Err(refused);
         }
         let record = if !passive
             && self
@@ -463,6 +473,9 @@ impl AuthService {
         let id = current.session.id;
         let txn = self.db.begin().await?;
         let at = self.write_instant(now);
+        // The account first, then its sessions, in every transaction that
+        // writes more than one row of it: no two can wait on each other.
+        users::lock(&txn, current.account.id).await?;
         if !sessions::claim_live(&txn, id, &self.rules.policies, at).await? {
             txn.rollback().await?;
             return Err(self.ended(id, at).await);
@@ -516,6 +529,11 @@ impl AuthService {
             Ok(None) => AppError::Unauthenticated(AuthFailure::InvalidToken),
             Err(err) => err.into(),
         }
+    }
+
+    /// The verdict on a session at `now`, as a refusal with its reason.
+    fn judge(&self, session: &SessionRecord, now: DateTime<Utc>) -> Result<(), AppError> {
+        refuse_unless_active(self.policy(session).evaluate(now, &times(session)), session)
     }
 
     fn policy(&self, session: &SessionRecord) -> &SessionPolicy {
@@ -589,8 +607,16 @@ impl AuthService {
 }
 
 /// `UNAUTHENTICATED` with the verdict's reason, unless the session is live.
+/// A recorded timeout stands, even if the settings have loosened since.
 fn refuse_unless_active(verdict: Verdict, session: &SessionRecord) -> Result<(), AppError> {
+    let recorded_timeout = || match session.revoked_reason.as_deref() {
+        Some("ABSOLUTE_TIMEOUT") => AuthFailure::AbsoluteTimeout,
+        _ => AuthFailure::IdleTimeout,
+    };
     let failure = match verdict {
+        Verdict::Active(_) if session.end_recorded && session.revoked_at.is_none() => {
+            recorded_timeout()
+        }
         Verdict::Active(_) => return Ok(()),
         Verdict::IdleExpired => AuthFailure::IdleTimeout,
         Verdict::AbsoluteExpired => AuthFailure::AbsoluteTimeout,

@@ -22,6 +22,7 @@ pub async fn record(
     policies: &SessionPolicies,
     user_id: Uuid,
     session: &SessionRecord,
+    now: DateTime<Utc>,
 ) {
     let expiry = policies
         .of(session.remember_me)
@@ -38,7 +39,7 @@ pub async fn record(
     };
     let recorded = async {
         let txn = db.begin().await?;
-        if sessions::record_end(&txn, session.id).await? {
+        if sessions::record_end(&txn, session.id, detail, policies, now).await? {
             let event = NewEvent::of(EventKind::SessionExpired, user_id, session.id, at)
                 .detail(detail)
                 .client(&client)
@@ -62,7 +63,14 @@ pub async fn record_unobserved(
 ) -> Result<usize, AppError> {
     let expired = sessions::expired_unrecorded(db, policies, now, limit).await?;
     for session in &expired {
-        record(db, policies, session.user_id, &SessionRecord::from(session)).await;
+        record(
+            db,
+            policies,
+            session.user_id,
+            &SessionRecord::from(session),
+            now,
+        )
+        .await;
     }
     Ok(expired.len())
 }

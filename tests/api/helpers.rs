@@ -48,7 +48,7 @@ pub struct TestApp {
     pub database: Arc<TestDatabase>,
     /// The server's clock: the system's, or one the test moves.
     pub clock: Clock,
-    settings: Settings,
+    pub settings: Settings,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 

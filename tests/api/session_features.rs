@@ -505,3 +505,108 @@ async fn the_history_records_every_change_once_newest_first() {
     .await;
     assert_eq!(bad.code(), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn a_sign_in_never_signs_out_the_session_it_opens() {
+    let clock = Clock::manual(t0());
+    let database = TestDatabase::create().await;
+    let app = spawn_app_with_clock(database, clock.clone(), |s| {
+        s.sessions.max_sessions_per_user = 1;
+    })
+    .await;
+    let (email, old, old_id) = app.signed_in_user().await;
+    // The old session was active after the new sign-in's instant, as when
+    // it makes requests while the sign-in waits for its hash.
+    app.backdate_session(&old_id, None, Some(t0() + TimeDelta::minutes(2)))
+        .await;
+    clock.set(t0() + TimeDelta::minutes(1));
+    let new = login(&app, &email, false, "new").await;
+    app.me(new["token"].as_str().unwrap()).await.data("me");
+    app.me(&old).await.assert_unauthenticated("SESSION_LIMIT");
+}
+
+#[tokio::test]
+async fn an_expiry_is_recorded_only_for_a_session_that_ended_and_it_stays_ended() {
+    use gatehouse::context::SessionRecord;
+    use gatehouse::services::expiry;
+
+    let clock = Clock::manual(t0());
+    let database = TestDatabase::create().await;
+    let on = spawn_app_with_clock(database.clone(), clock.clone(), |_| {}).await;
+    let (email, token, id) = on.signed_in_user().await;
+    // A node whose read predates the slide that kept the session alive.
+    let row = on.session_row(&id).await;
+    let mut stale = SessionRecord::from(&row);
+    stale.last_activity_at = t0() - TimeDelta::hours(1);
+    let policies = on.settings.session_policies();
+    clock.set(t0() + TimeDelta::minutes(1));
+    expiry::record(&on.db, &policies, row.user_id, &stale, clock.now()).await;
+    assert!(!on.session_row(&id).await.end_recorded);
+    on.me(&token).await.data("me");
+    assert!(
+        !history(&on, &token)
+            .await
+            .iter()
+            .any(|(kind, _)| kind == "SESSION_EXPIRED")
+    );
+
+    // A remembered session that timed out under remember-me turned off
+    // stays ended when it is turned on again.
+    let remembered = login(&on, &email, true, "laptop").await;
+    let remembered = remembered["token"].as_str().unwrap();
+    let off =
+        spawn_app_with_clock(database, clock.clone(), |s| s.sessions.remember_me = false).await;
+    clock.set(t0() + TimeDelta::minutes(40));
+    off.me(remembered)
+        .await
+        .assert_unauthenticated("IDLE_TIMEOUT");
+    on.me(remembered)
+        .await
+        .assert_unauthenticated("IDLE_TIMEOUT");
+}
+
+#[tokio::test]
+async fn a_forged_cursor_is_bad_input() {
+    use base64::Engine as _;
+    let app = crate::helpers::spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    for raw in [
+        "-220000000000000000|00000000-0000-0000-0000-000000000000",
+        "999999999999999999|00000000-0000-0000-0000-000000000000",
+        "1|not-a-uuid",
+    ] {
+        let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let reply = send(
+            &app,
+            "query($c: String) { me { securityEvents(after: $c) { edges { cursor } } } }",
+            json!({ "c": cursor }),
+            Some(&token),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.code(), "BAD_USER_INPUT", "{raw}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_of_one_account_revoking_each_other_at_once_never_fail_the_server() {
+    let database = TestDatabase::create().await;
+    let a = spawn_app_on(database.clone(), |_| {}).await;
+    let b = spawn_app_on(database, |_| {}).await;
+    for _ in 0..8 {
+        let (email, first, _) = a.signed_in_user().await;
+        let second = b.login(&email, PASSWORD).await;
+        let second = second.data("login")["token"].as_str().unwrap().to_owned();
+        let (x, y) = tokio::join!(revoke_others(&a, &first), revoke_others(&b, &second));
+        let statuses = [x.status, y.status];
+        assert!(
+            statuses
+                .iter()
+                .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED),
+            "{} / {}",
+            x.body,
+            y.body
+        );
+        assert!(statuses.contains(&StatusCode::OK));
+    }
+}

@@ -110,7 +110,9 @@ describe("the SPA example", () => {
       });
       const address = email("spa-step-up");
       await client.register(address, PASSWORD);
-      await new GatehouseClient({ endpoint: fresh.url, onSignedOut: () => {} }).login(address, PASSWORD);
+      const phone = new GatehouseClient({ endpoint: fresh.url, onSignedOut: () => {} });
+      await phone.login(address, PASSWORD);
+      phone.forget();
       await sleep(1_200);
       // The user cancels: nothing happens, and the reason is clear.
       await assert.rejects(client.revokeOtherSessions(), (e) => e instanceof ReauthenticationRequired);
@@ -119,6 +121,7 @@ describe("the SPA example", () => {
       assert.equal(asked.length, 2);
       const me = await client.me();
       assert.equal(me.sessions.length, 1);
+      await client.logout();
     } finally {
       await fresh.stop();
     }

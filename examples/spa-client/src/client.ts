@@ -223,7 +223,8 @@ export class GatehouseClient {
     );
   }
 
-  private forget(): void {
+  /** Drops the token and the refresh timer, e.g. when the page unloads. */
+  forget(): void {
     this.token = null;
     clearTimeout(this.refreshTimer);
   }
