@@ -7,6 +7,7 @@ pub mod negotiate;
 pub mod playground;
 pub mod response;
 pub mod timeout;
+pub mod websocket;
 
 /// The largest request body accepted; a GraphQL operation is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
