@@ -1,16 +1,23 @@
 //! Tells live subscriptions that a session ended by revocation, the moment
-//! it commits. On one node an in-process broadcast carries it; nodes that
-//! share PostgreSQL will also hear each other through LISTEN/NOTIFY.
+//! it commits, on every node. On PostgreSQL the notice is a `NOTIFY` in the
+//! change's own transaction, so it is delivered on commit, to every node,
+//! and never for a change that rolled back; each node LISTENs and passes it
+//! on. On SQLite (one node) it is broadcast in process after the commit.
 //!
 //! Timeouts need no notice: each subscription keeps a timer for the next
 //! instant that matters.
 
+use std::time::Duration;
+
+use sea_orm::sqlx::postgres::{PgListener, PgPool};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// How many notices a slow subscriber may fall behind before it re-reads
-/// its session from the database instead.
+/// its session instead.
 const BACKLOG: usize = 1024;
+const CHANNEL: &str = "gatehouse_sessions";
 
 /// What ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +25,32 @@ pub enum Notice {
     Session(Uuid),
     /// Every session of an account (deleted).
     Account(Uuid),
+    /// Notices may have been lost (the listener reconnected): every
+    /// subscription reads its session again.
+    Resync,
 }
+
+impl Notice {
+    fn payload(self) -> String {
+        match self {
+            Self::Session(id) => format!("s:{id}"),
+            Self::Account(id) => format!("a:{id}"),
+            Self::Resync => "r".into(),
+        }
+    }
+
+    fn parse(payload: &str) -> Option<Self> {
+        match payload.split_once(':') {
+            Some(("s", id)) => Uuid::parse_str(id).ok().map(Self::Session),
+            Some(("a", id)) => Uuid::parse_str(id).ok().map(Self::Account),
+            _ => None,
+        }
+    }
+}
+
+/// Notices of one change, to deliver once it commits.
+#[must_use = "deliver the notices after the commit"]
+pub struct Pending(Vec<Notice>);
 
 /// The hub of revocation notices.
 #[derive(Clone)]
@@ -31,16 +63,32 @@ impl Default for SessionNotifier {
 }
 
 impl SessionNotifier {
-    /// Announces that these sessions ended; call after the commit.
-    pub fn ended(&self, sessions: impl IntoIterator<Item = Uuid>) {
-        for id in sessions {
-            self.send(Notice::Session(id));
+    /// Writes `notices` into the change's transaction `txn`.
+    pub async fn announce(
+        &self,
+        txn: &impl ConnectionTrait,
+        notices: impl IntoIterator<Item = Notice>,
+    ) -> Result<Pending, DbErr> {
+        let notices: Vec<Notice> = notices.into_iter().collect();
+        if txn.get_database_backend() != DbBackend::Postgres {
+            return Ok(Pending(notices));
         }
+        for notice in notices {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), notice.payload().into()],
+            ))
+            .await?;
+        }
+        Ok(Pending(Vec::new()))
     }
 
-    /// Announces that every session of an account ended.
-    pub fn account_ended(&self, user_id: Uuid) {
-        self.send(Notice::Account(user_id));
+    /// Delivers what [`announce`](Self::announce) kept, after the commit.
+    pub fn deliver(&self, pending: Pending) {
+        for notice in pending.0 {
+            self.send(notice);
+        }
     }
 
     fn send(&self, notice: Notice) {
@@ -50,5 +98,35 @@ impl SessionNotifier {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.0.subscribe()
+    }
+
+    /// Passes every node's notices to this node's subscriptions, for as
+    /// long as the process runs. After any gap in listening, every
+    /// subscription reads its session again.
+    pub async fn listen(self, pool: PgPool) {
+        loop {
+            match self.listen_once(&pool).await {
+                Ok(()) => tracing::warn!("session notices: connection lost; reconnecting"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "session notices: cannot listen; retrying")
+                }
+            }
+            self.send(Notice::Resync);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Listens until the connection is lost.
+    async fn listen_once(&self, pool: &PgPool) -> Result<(), sea_orm::sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen(CHANNEL).await?;
+        // Anything sent before this point was missed.
+        self.send(Notice::Resync);
+        while let Some(notification) = listener.try_recv().await? {
+            if let Some(notice) = Notice::parse(notification.payload()) {
+                self.send(notice);
+            }
+        }
+        Ok(())
     }
 }

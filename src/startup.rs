@@ -60,6 +60,11 @@ impl Application {
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
         let throttle = LoginThrottle::new(db.clone(), settings.login_limits.policies());
+        let notifier = SessionNotifier::default();
+        if db.get_database_backend() == DbBackend::Postgres {
+            let pool = db.get_postgres_connection_pool().clone();
+            tokio::spawn(notifier.clone().listen(pool));
+        }
         let reader = SessionReader::connect(&db)
             .await
             .context("cannot open the session readers")?;
@@ -70,7 +75,7 @@ impl Application {
             passwords,
             throttle.clone(),
             clock.clone(),
-            SessionNotifier::default(),
+            notifier.clone(),
         );
         let documents = match &settings.web.trusted_documents {
             Some(path) => PersistedDocuments::trusted(path)?,

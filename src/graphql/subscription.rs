@@ -181,6 +181,7 @@ impl Watch {
             match self.notices.recv().await {
                 Ok(Notice::Session(id)) if id == self.session => return,
                 Ok(Notice::Account(id)) if id == self.account => return,
+                Ok(Notice::Resync) => return,
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => return,
                 Err(RecvError::Closed) => std::future::pending().await,

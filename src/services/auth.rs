@@ -24,7 +24,7 @@ use crate::repo::users;
 use crate::services::expiry;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
-use crate::session_notifier::SessionNotifier;
+use crate::session_notifier::{Notice, SessionNotifier};
 
 /// The rules a session lives by, beyond its timeouts' instants.
 #[derive(Clone, Copy, Debug)]
@@ -210,8 +210,12 @@ impl AuthService {
             }
         }
         security_events::insert(&txn, events).await?;
+        let notices = self
+            .notifier
+            .announce(&txn, limited.into_iter().map(Notice::Session));
+        let notices = notices.await?;
         txn.commit().await?;
-        self.notifier.ended(limited);
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
         Ok(self.signed_in(token, Account::from(&user), &session))
     }
@@ -344,10 +348,10 @@ impl AuthService {
         let session = sessions::find_owned(&txn, id, user)
             .await?
             .ok_or(AppError::NotFound)?;
+        let ended = revoked.then_some(Notice::Session(id));
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
-        if revoked {
-            self.notifier.ended([id]);
-        }
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, session_id = %id, "session revoked");
         let session = SessionRecord::from(&session);
         let expiry = self.expiry(&session);
@@ -374,8 +378,9 @@ impl AuthService {
         }
         let event = NewEvent::of(EventKind::SignedOut, user, id, at).client(client);
         security_events::insert(&txn, vec![event]).await?;
+        let notices = self.notifier.announce(&txn, [Notice::Session(id)]).await?;
         txn.commit().await?;
-        self.notifier.ended([id]);
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, session_id = %id, "logged out");
         Ok(())
     }
@@ -402,8 +407,10 @@ impl AuthService {
             })
             .collect();
         security_events::insert(&txn, events).await?;
+        let ended = revoked.iter().copied().map(Notice::Session);
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
-        self.notifier.ended(revoked.iter().copied());
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, count = revoked.len(), "other sessions revoked");
         Ok(revoked.len() as u64)
     }
@@ -469,8 +476,10 @@ impl AuthService {
                 .actor(keep)
         }));
         security_events::insert(&txn, events).await?;
+        let ended = revoked.iter().copied().map(Notice::Session);
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
-        self.notifier.ended(revoked.iter().copied());
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, revoked_sessions = revoked.len(), "password changed");
         let mut session = current.session.clone();
         session.authenticated_at = at;
@@ -497,8 +506,12 @@ impl AuthService {
             NewEvent::of(EventKind::AccountDeleted, user, current.session.id, at).client(client);
         security_events::insert(&txn, vec![event]).await?;
         users::delete(&txn, user).await?;
+        let notices = self
+            .notifier
+            .announce(&txn, [Notice::Account(user)])
+            .await?;
         txn.commit().await?;
-        self.notifier.account_ended(user);
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, "account deleted");
         Ok(())
     }
