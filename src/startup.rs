@@ -152,6 +152,10 @@ fn router(
         auth: auth.clone(),
         cookie,
         origins: allowed_origins(&web.cors_origins),
+        limits: websocket::Limits::new(
+            settings.sessions.max_live_connections,
+            settings.sessions.max_live_connections_per_session,
+        ),
     };
     let endpoint = Endpoint { schema, documents };
     // `route_layer`: a method with no route gets its 405 without the guard

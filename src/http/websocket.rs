@@ -3,8 +3,11 @@
 //! Browsers apply no CORS to WebSocket handshakes, so the cookie counts
 //! only when `Origin` is one of `GATEHOUSE_CORS_ORIGINS`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::futures_util::{SinkExt, StreamExt, future};
@@ -15,12 +18,18 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
 use crate::context::CurrentSession;
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::graphql::schema::GatehouseSchema;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
+
+/// How long a connection may go without `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the WebSocket endpoint needs.
 #[derive(Clone)]
@@ -29,6 +38,66 @@ pub struct Sockets {
     pub auth: AuthService,
     pub cookie: Option<SessionCookie>,
     pub origins: Vec<HeaderValue>,
+    pub limits: Limits,
+}
+
+/// The bounds on open connections.
+#[derive(Clone)]
+pub struct Limits {
+    /// Connections this node holds at once.
+    node: Arc<Semaphore>,
+    /// Connections one session may hold at once (its tabs).
+    per_session: usize,
+    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl Limits {
+    pub fn new(node: usize, per_session: usize) -> Self {
+        Self {
+            node: Arc::new(Semaphore::new(node)),
+            per_session,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more connection of `session`, held until dropped.
+    fn take(&self, session: Uuid) -> Option<SessionSlot> {
+        let mut open = self.open.lock().ok()?;
+        let count = open.entry(session).or_default();
+        if *count >= self.per_session {
+            return None;
+        }
+        *count += 1;
+        Some(SessionSlot {
+            session,
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// One connection's place among its session's; freed with the connection.
+struct SessionSlot {
+    session: Uuid,
+    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.open.lock()
+            && let Some(count) = open.get_mut(&self.session)
+        {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.session);
+            }
+        }
+    }
+}
+
+/// Why a connection was closed at `connection_init`, and with which code.
+struct Refusal {
+    code: u16,
+    reason: &'static str,
 }
 
 /// Takes a WebSocket handshake to graphql-ws; any other request goes on.
@@ -60,22 +129,35 @@ pub async fn upgrade_or_next(
         Ok(upgrade) => upgrade,
         Err(err) => return err.into_response(),
     };
+    let Ok(permit) = sockets.limits.node.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "This node holds as many live connections as it may; try again shortly",
+        )
+            .into_response();
+    };
     let cookie = cookie_token(&sockets, &parts.headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(socket, sockets, protocol, cookie))
+        .on_upgrade(move |socket| async move {
+            serve(socket, sockets, protocol, cookie).await;
+            drop(permit);
+        })
 }
 
 /// Runs one connection. A refused `connection_init` closes it with 4403
-/// (graphql-ws's Forbidden) and the reason, where async-graphql would
-/// send a generic 1002.
+/// (graphql-ws's Forbidden) and the reason, or 4429 past the session's
+/// limit, where async-graphql would send a generic 1002; no
+/// `connection_init` within [`INIT_TIMEOUT`] closes it with 4408.
 async fn serve(
     socket: WebSocket,
     sockets: Sockets,
     protocol: WebSocketProtocols,
     cookie: Option<String>,
 ) {
-    let refused = Arc::new(OnceLock::<AuthFailure>::new());
+    let refused = Arc::new(OnceLock::<Refusal>::new());
+    let initialised = Arc::new(AtomicBool::new(false));
     let (mut sink, stream) = socket.split();
     let input = stream
         .take_while(|message| future::ready(message.is_ok()))
@@ -86,18 +168,33 @@ async fn serve(
             })
         });
     let auth = sockets.auth.clone();
+    let limits = sockets.limits.clone();
     let on_refusal = refused.clone();
+    let on_init = initialised.clone();
     let mut output = async_graphql::http::WebSocket::new(sockets.schema, input, protocol)
         .on_connection_init(move |payload| async move {
+            on_init.store(true, Ordering::Relaxed);
             let session = verify(&auth, payload_token(&payload).or(cookie)).await;
             match session {
                 Ok(current) => {
+                    let Some(slot) = limits.take(current.session.id) else {
+                        let _ = on_refusal.set(Refusal {
+                            code: 4429,
+                            reason: "TOO_MANY_CONNECTIONS",
+                        });
+                        return Err("Too many connections for this session".into());
+                    };
                     let mut data = Data::default();
                     data.insert(current);
+                    // Lives as long as the connection.
+                    data.insert(slot);
                     Ok(data)
                 }
                 Err(AppError::Unauthenticated(failure)) => {
-                    let _ = on_refusal.set(failure);
+                    let _ = on_refusal.set(Refusal {
+                        code: 4403,
+                        reason: failure.reason(),
+                    });
                     Err(AppError::Unauthenticated(failure).into())
                 }
                 // No verdict on the token (the database is down): the
@@ -109,7 +206,7 @@ async fn serve(
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {
                 let (code, reason) = match refused.get() {
-                    Some(failure) if code == 1002 => (4403, failure.reason().to_owned()),
+                    Some(refusal) if code == 1002 => (refusal.code, refusal.reason.to_owned()),
                     _ => (code, reason),
                 };
                 Message::Close(Some(CloseFrame {
@@ -118,9 +215,26 @@ async fn serve(
                 }))
             }
         });
-    while let Some(message) = output.next().await {
-        if sink.send(message).await.is_err() {
-            break;
+    let deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            message = output.next() => match message {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            () = &mut deadline, if !initialised.load(Ordering::Relaxed) => {
+                let close = CloseFrame {
+                    code: 4408,
+                    reason: "Connection initialisation timeout".into(),
+                };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                break;
+            }
         }
     }
 }
