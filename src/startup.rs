@@ -27,6 +27,7 @@ use crate::graphql::schema;
 use crate::graphql::subscription::ExpiryWarning;
 use crate::http::graphql::Endpoint;
 use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
+use crate::http::socket_executor::SocketExecutor;
 use crate::http::websocket::{self, Sockets};
 use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
@@ -148,7 +149,10 @@ fn router(
         ExpiryWarning(warning),
     )?;
     let sockets = Sockets {
-        schema: schema.clone(),
+        executor: SocketExecutor {
+            schema: schema.clone(),
+            documents: documents.clone(),
+        },
         auth: auth.clone(),
         cookie,
         origins: allowed_origins(&web.cors_origins),

@@ -6,6 +6,7 @@ pub mod health;
 pub mod negotiate;
 pub mod playground;
 pub mod response;
+pub mod socket_executor;
 pub mod timeout;
 pub mod websocket;
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::context::CurrentSession;
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
-use crate::graphql::schema::GatehouseSchema;
+use crate::http::socket_executor::SocketExecutor;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -34,7 +34,7 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the WebSocket endpoint needs.
 #[derive(Clone)]
 pub struct Sockets {
-    pub schema: GatehouseSchema,
+    pub executor: SocketExecutor,
     pub auth: AuthService,
     pub cookie: Option<SessionCookie>,
     pub origins: Vec<HeaderValue>,
@@ -171,7 +171,7 @@ async fn serve(
     let limits = sockets.limits.clone();
     let on_refusal = refused.clone();
     let on_init = initialised.clone();
-    let mut output = async_graphql::http::WebSocket::new(sockets.schema, input, protocol)
+    let mut output = async_graphql::http::WebSocket::new(sockets.executor, input, protocol)
         .on_connection_init(move |payload| async move {
             on_init.store(true, Ordering::Relaxed);
             let session = verify(&auth, payload_token(&payload).or(cookie)).await;

@@ -257,3 +257,49 @@ async fn a_revocation_while_the_listener_reconnects_still_ends_the_stream() {
     let ended = live.next(Duration::from_secs(4)).await.unwrap();
     assert_eq!(ended["reason"], "REVOKED");
 }
+
+#[tokio::test]
+async fn trusted_documents_mode_runs_only_manifest_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("persisted-documents.json");
+    let status = "subscription { sessionStatus { kind expiresAt secondsLeft reason } }";
+    std::fs::write(
+        &manifest,
+        json!({ "s": status, "m": "query Me { me { user { id } } }" }).to_string(),
+    )
+    .unwrap();
+    let database = TestDatabase::create().await;
+    // Signed up through a node that runs any document.
+    let (_, token, _) = spawn_app_on(database.clone(), |_| {})
+        .await
+        .signed_in_user()
+        .await;
+    let app = spawn_app_on(database, move |s| s.web.trusted_documents = Some(manifest)).await;
+
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    live.subscribe().await;
+    assert_eq!(
+        live.next(Duration::from_secs(1)).await.unwrap()["kind"],
+        "CURRENT"
+    );
+
+    let Live(mut other) = connect(&app, bearer(&token), &[]).await.unwrap();
+    let untrusted = json!({
+        "id": "2",
+        "type": "subscribe",
+        "payload": { "query": "subscription { sessionStatus { kind } }" }
+    });
+    other
+        .send(Message::text(untrusted.to_string()))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(2), other.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        answer.to_string().contains("DOCUMENT_NOT_TRUSTED"),
+        "{answer}"
+    );
+}
