@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_graphql::futures_util::stream::{self, BoxStream, StreamExt};
 use async_graphql::{Data, Executor, Request, Response};
 
+use crate::error::AppError;
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema::GatehouseSchema;
 
@@ -19,7 +20,7 @@ pub struct SocketExecutor {
 
 impl SocketExecutor {
     /// The request with its document resolved, or the refusal.
-    fn resolve(&self, mut request: Request) -> Result<Request, Response> {
+    fn resolve(&self, mut request: Request) -> Result<Request, AppError> {
         if !self.documents.is_trusted_only() {
             return Ok(request);
         }
@@ -40,7 +41,7 @@ impl SocketExecutor {
                 request.query = resolved.query;
                 Ok(request)
             }
-            Err(err) => Err(Response::from_errors(vec![err.into_server_error()])),
+            Err(err) => Err(err),
         }
     }
 }
@@ -49,7 +50,7 @@ impl Executor for SocketExecutor {
     async fn execute(&self, request: Request) -> Response {
         match self.resolve(request) {
             Ok(request) => self.schema.execute(request).await,
-            Err(refused) => refused,
+            Err(refused) => refusal(refused),
         }
     }
 
@@ -62,7 +63,11 @@ impl Executor for SocketExecutor {
             Ok(request) => self
                 .schema
                 .execute_stream_with_session_data(request, session_data.unwrap_or_default()),
-            Err(refused) => stream::once(async move { refused }).boxed(),
+            Err(refused) => stream::once(async move { refusal(refused) }).boxed(),
         }
     }
+}
+
+fn refusal(err: AppError) -> Response {
+    Response::from_errors(vec![err.into_server_error()])
 }
