@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::context::CurrentSession;
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
+use crate::http::MAX_BODY_BYTES;
 use crate::http::socket_executor::SocketExecutor;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
@@ -140,6 +141,13 @@ pub async fn upgrade_or_next(
     let cookie = cookie_token(&sockets, &parts.headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // tungstenite's defaults (128 KiB read buffer, large frames) would
+        // cost 150 KiB per idle connection; a subscriber sends a few
+        // hundred bytes, and no message may be larger than an HTTP body.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(MAX_BODY_BYTES)
+        .max_frame_size(MAX_BODY_BYTES)
         .on_upgrade(move |socket| async move {
             serve(socket, sockets, protocol, cookie).await;
             drop(permit);
