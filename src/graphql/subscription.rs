@@ -30,6 +30,7 @@ pub struct ExpiryWarning(pub TimeDelta);
 /// The root of every subscription.
 pub struct Subscription;
 
+/// Everything pushed live: the caller's session status.
 #[SubscriptionRoot]
 impl Subscription {
     /// The session of the connection's token, live: `CURRENT` at once and
