@@ -101,6 +101,22 @@ pub struct SessionFeatures {
     #[arg(long, env = "GATEHOUSE_MAX_SESSIONS_PER_USER", default_value_t = 0)]
     pub max_sessions_per_user: u32,
 
+    /// How long before a session ends `sessionStatus` warns its subscribers.
+    #[arg(long, env = "GATEHOUSE_EXPIRY_WARNING", default_value = "2m", value_parser = parse_duration)]
+    pub expiry_warning: Duration,
+
+    /// Live `sessionStatus` connections one node holds at once.
+    #[arg(long, env = "GATEHOUSE_MAX_LIVE_CONNECTIONS", default_value_t = 20_000)]
+    pub max_live_connections: usize,
+
+    /// Live `sessionStatus` connections one session may hold at once (tabs).
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAX_LIVE_CONNECTIONS_PER_SESSION",
+        default_value_t = 16
+    )]
+    pub max_live_connections_per_session: usize,
+
     /// Keep security events this long, then purge them.
     #[arg(long, env = "GATEHOUSE_EVENT_RETENTION", default_value = "90days", value_parser = parse_duration)]
     pub event_retention: Duration,

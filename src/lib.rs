@@ -12,5 +12,6 @@ pub mod http;
 pub mod repo;
 pub mod services;
 pub mod session_cookie;
+pub mod session_notifier;
 pub mod startup;
 pub mod telemetry;

@@ -24,8 +24,11 @@ use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Settings};
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema;
+use crate::graphql::subscription::ExpiryWarning;
 use crate::http::graphql::Endpoint;
 use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
+use crate::http::socket_executor::SocketExecutor;
+use crate::http::websocket::{self, Sockets};
 use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
@@ -33,6 +36,7 @@ use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
 use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
+use crate::session_notifier::SessionNotifier;
 
 /// Any fixed 64-bit number, unique to Gatehouse's migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
@@ -57,6 +61,11 @@ impl Application {
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
         let throttle = LoginThrottle::new(db.clone(), settings.login_limits.policies());
+        let notifier = SessionNotifier::default();
+        if db.get_database_backend() == DbBackend::Postgres {
+            let pool = db.get_postgres_connection_pool().clone();
+            tokio::spawn(notifier.clone().listen(pool));
+        }
         let reader = SessionReader::connect(&db)
             .await
             .context("cannot open the session readers")?;
@@ -67,6 +76,7 @@ impl Application {
             passwords,
             throttle.clone(),
             clock.clone(),
+            notifier.clone(),
         );
         let documents = match &settings.web.trusted_documents {
             Some(path) => PersistedDocuments::trusted(path)?,
@@ -130,10 +140,28 @@ fn router(
         .then(|| SessionCookie::new(web.cookie_secure));
     // GraphiQL sends documents of its own: no use where only trusted ones run.
     let page = web.playground && !documents.is_trusted_only();
-    let endpoint = Endpoint {
-        schema: schema::build(auth.clone(), cookie, web.introspection)?,
-        documents,
+    let warning = chrono::TimeDelta::from_std(settings.sessions.expiry_warning)
+        .map_err(anyhow::Error::msg)?;
+    let schema = schema::build(
+        auth.clone(),
+        cookie,
+        web.introspection,
+        ExpiryWarning(warning),
+    )?;
+    let sockets = Sockets {
+        executor: SocketExecutor {
+            schema: schema.clone(),
+            documents: documents.clone(),
+        },
+        auth: auth.clone(),
+        cookie,
+        origins: allowed_origins(&web.cors_origins),
+        limits: websocket::Limits::new(
+            settings.sessions.max_live_connections,
+            settings.sessions.max_live_connections_per_session,
+        ),
     };
+    let endpoint = Endpoint { schema, documents };
     // `route_layer`: a method with no route gets its 405 without the guard
     // looking at, or sliding, the session it names.
     let mut execute = post(graphql::post)
@@ -155,6 +183,11 @@ fn router(
         execute = execute.route_layer(axum::middleware::from_fn(playground::page_for_browsers));
         app = app.merge(playground::routes());
     }
+    // Outermost: a handshake never meets the guard or the deadline.
+    execute = execute.route_layer(axum::middleware::from_fn_with_state(
+        sockets,
+        websocket::upgrade_or_next,
+    ));
     app = app.route("/graphql", execute);
     Ok(app
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -172,12 +205,8 @@ fn router(
 /// headers, so browsers refuse it. Preflights are answered here, before the
 /// guard.
 fn cors(origins: &[String], credentials: bool) -> CorsLayer {
-    let origins: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::list(allowed_origins(origins)))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::AUTHORIZATION,
@@ -188,6 +217,13 @@ fn cors(origins: &[String], credentials: bool) -> CorsLayer {
         .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
         .allow_credentials(credentials)
         .max_age(Duration::from_secs(600))
+}
+
+fn allowed_origins(origins: &[String]) -> Vec<HeaderValue> {
+    origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect()
 }
 
 /// Connects to the configured database and applies pending migrations.

@@ -8,6 +8,7 @@ pub mod persisted;
 pub mod query;
 pub mod request_checks;
 pub mod schema;
+pub mod subscription;
 pub mod types;
 pub mod variables;
 

@@ -1,32 +1,35 @@
 //! Builds the schema once at start, and prints its SDL for `schema.graphql`.
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
+use crate::graphql::subscription::{ExpiryWarning, Subscription};
 use crate::graphql::variables::InputTypes;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
 /// Gatehouse's executable schema.
-pub type GatehouseSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;
 
 /// The schema with its services attached, ready to execute.
 pub fn build(
     auth: AuthService,
     cookie: Option<SessionCookie>,
     introspection: bool,
+    warning: ExpiryWarning,
 ) -> anyhow::Result<GatehouseSchema> {
     let types = InputTypes::from_sdl(&sdl()).map_err(anyhow::Error::msg)?;
     // Outermost first: the checks see the document the others return.
-    let mut builder = Schema::build(Query, Mutation, EmptySubscription)
+    let mut builder = Schema::build(Query, Mutation, Subscription)
         .extension(RequestChecks::new(types))
         .extension(DocumentCache::default())
         .extension(QueryLimits::default())
-        .data(auth);
+        .data(auth)
+        .data(warning);
     if let Some(cookie) = cookie {
         builder = builder.data(cookie);
     }
@@ -38,7 +41,5 @@ pub fn build(
 
 /// The SDL that `gatehouse schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(Query, Mutation, Subscription).finish().sdl()
 }

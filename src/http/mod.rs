@@ -6,7 +6,9 @@ pub mod health;
 pub mod negotiate;
 pub mod playground;
 pub mod response;
+pub mod socket_executor;
 pub mod timeout;
+pub mod websocket;
 
 /// The largest request body accepted; a GraphQL operation is far smaller.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -24,6 +24,7 @@ use crate::repo::users;
 use crate::services::expiry;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
+use crate::session_notifier::{Notice, SessionNotifier};
 
 /// The rules a session lives by, beyond its timeouts' instants.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +45,7 @@ pub struct AuthService {
     passwords: Passwords,
     throttle: LoginThrottle,
     clock: Clock,
+    notifier: SessionNotifier,
 }
 
 /// A new session and the token that is its only key, returned once.
@@ -52,6 +54,13 @@ pub struct SignedIn {
     pub account: Account,
     pub session: SessionRecord,
     pub expiry: Expiry,
+}
+
+/// A session as a live subscription sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionState {
+    Live(Expiry),
+    Ended(AuthFailure),
 }
 
 /// What `changePassword` did besides changing the password.
@@ -69,6 +78,7 @@ impl AuthService {
         passwords: Passwords,
         throttle: LoginThrottle,
         clock: Clock,
+        notifier: SessionNotifier,
     ) -> Self {
         Self {
             db,
@@ -77,7 +87,18 @@ impl AuthService {
             passwords,
             throttle,
             clock,
+            notifier,
         }
+    }
+
+    /// Where revocations are announced, for live subscriptions.
+    pub fn notifier(&self) -> &SessionNotifier {
+        &self.notifier
+    }
+
+    /// The rules sessions live by.
+    pub fn rules(&self) -> &SessionRules {
+        &self.rules
     }
 
     /// The clock the guard reads once per request.
@@ -169,6 +190,7 @@ impl AuthService {
             tracing::info!(user_id = %user.id, "login lost a race with a password change");
             return Err(AppError::InvalidCredentials);
         };
+        let mut limited = Vec::new();
         let mut events = vec![
             NewEvent::of(EventKind::SignedIn, user.id, session.id, now)
                 .detail("LOGIN")
@@ -178,7 +200,8 @@ impl AuthService {
         if let Some(limit) = self.rules.max_sessions {
             let policies = &self.rules.policies;
             let (user_id, keep) = (user.id, session.id);
-            for id in sessions::enforce_limit(&txn, user_id, keep, limit, policies, at).await? {
+            limited = sessions::enforce_limit(&txn, user_id, keep, limit, policies, at).await?;
+            for &id in &limited {
                 events.push(
                     NewEvent::of(EventKind::SessionRevoked, user.id, id, at)
                         .detail("SESSION_LIMIT")
@@ -187,7 +210,12 @@ impl AuthService {
             }
         }
         security_events::insert(&txn, events).await?;
+        let notices = self
+            .notifier
+            .announce(&txn, limited.into_iter().map(Notice::Session));
+        let notices = notices.await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
         Ok(self.signed_in(token, Account::from(&user), &session))
     }
@@ -231,6 +259,24 @@ impl AuthService {
             record
         };
         Ok(self.current(Account::from(&user), record))
+    }
+
+    /// A session's state at `now`, read from the primary, for a live
+    /// subscription. It slides nothing: holding a tab open is not activity.
+    pub async fn session_state(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<SessionState, AppError> {
+        let Some(session) = sessions::find(&self.db, id).await? else {
+            return Ok(SessionState::Ended(AuthFailure::InvalidToken));
+        };
+        let session = SessionRecord::from(&session);
+        match self.judge(&session, now) {
+            Ok(()) => Ok(SessionState::Live(self.expiry(&session))),
+            Err(AppError::Unauthenticated(failure)) => Ok(SessionState::Ended(failure)),
+            Err(err) => Err(err),
+        }
     }
 
     /// Records activity at `now`, whatever the granularity: the SPA's
@@ -287,7 +333,8 @@ impl AuthService {
         }
         let (txn, at) = self.claim(current, now).await?;
         let user = current.account.id;
-        if sessions::revoke(&txn, id, user, &self.rules.policies, at).await? {
+        let revoked = sessions::revoke(&txn, id, user, &self.rules.policies, at).await?;
+        if revoked {
             let by = if own {
                 "CURRENT_SESSION"
             } else {
@@ -301,7 +348,10 @@ impl AuthService {
         let session = sessions::find_owned(&txn, id, user)
             .await?
             .ok_or(AppError::NotFound)?;
+        let ended = revoked.then_some(Notice::Session(id));
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, session_id = %id, "session revoked");
         let session = SessionRecord::from(&session);
         let expiry = self.expiry(&session);
@@ -328,7 +378,9 @@ impl AuthService {
         }
         let event = NewEvent::of(EventKind::SignedOut, user, id, at).client(client);
         security_events::insert(&txn, vec![event]).await?;
+        let notices = self.notifier.announce(&txn, [Notice::Session(id)]).await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, session_id = %id, "logged out");
         Ok(())
     }
@@ -355,7 +407,10 @@ impl AuthService {
             })
             .collect();
         security_events::insert(&txn, events).await?;
+        let ended = revoked.iter().copied().map(Notice::Session);
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, count = revoked.len(), "other sessions revoked");
         Ok(revoked.len() as u64)
     }
@@ -421,7 +476,10 @@ impl AuthService {
                 .actor(keep)
         }));
         security_events::insert(&txn, events).await?;
+        let ended = revoked.iter().copied().map(Notice::Session);
+        let notices = self.notifier.announce(&txn, ended).await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, revoked_sessions = revoked.len(), "password changed");
         let mut session = current.session.clone();
         session.authenticated_at = at;
@@ -448,7 +506,12 @@ impl AuthService {
             NewEvent::of(EventKind::AccountDeleted, user, current.session.id, at).client(client);
         security_events::insert(&txn, vec![event]).await?;
         users::delete(&txn, user).await?;
+        let notices = self
+            .notifier
+            .announce(&txn, [Notice::Account(user)])
+            .await?;
         txn.commit().await?;
+        self.notifier.deliver(notices);
         tracing::info!(user_id = %user, "account deleted");
         Ok(())
     }

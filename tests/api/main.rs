@@ -12,6 +12,7 @@ mod hashing;
 mod helpers;
 mod hostile_documents;
 mod http_spec;
+mod live_status;
 mod operations;
 mod purge;
 mod query_plans;

@@ -5,6 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
+import WebSocket from "ws";
 import { startGatehouse } from "./gatehouse.mjs";
 import { EXAMPLE, MANIFEST, PASSWORD, email, sleep } from "./support.mjs";
 
@@ -124,6 +125,49 @@ describe("the SPA example", () => {
       await client.logout();
     } finally {
       await fresh.stop();
+    }
+  });
+
+  test("warns before the end, stays signed in when asked, and signs out the moment it ends", async () => {
+    const live = await startGatehouse({
+      GATEHOUSE_IDLE_TIMEOUT: "3s",
+      GATEHOUSE_EXPIRY_WARNING: "1s",
+    });
+    try {
+      const signOuts = [];
+      const warnings = [];
+      const client = new GatehouseClient({
+        endpoint: live.url,
+        onSignedOut: (reason) => signOuts.push(reason),
+        refreshMarginMs: 0,
+      });
+      await client.register(email("spa-live"), PASSWORD);
+      const ended = new Promise((done) => {
+        const stop = client.watch({
+          webSocketImpl: WebSocket,
+          onWarning: (secondsLeft, stay) => {
+            warnings.push(secondsLeft);
+            // The user clicks "stay signed in" the first time only.
+            if (warnings.length === 1) stay();
+          },
+        });
+        const poll = setInterval(() => {
+          if (signOuts.length) {
+            clearInterval(poll);
+            stop();
+            done();
+          }
+        }, 50);
+      });
+      const started = Date.now();
+      await ended;
+      const lasted = Date.now() - started;
+      assert.deepEqual(signOuts, ["IDLE_TIMEOUT"]);
+      assert.deepEqual(warnings, [1, 1]);
+      // Staying signed in once bought a second idle window.
+      assert.ok(lasted > 4_000, `signed out after ${lasted} ms`);
+    } finally {
+      await live.stop();
     }
   });
 

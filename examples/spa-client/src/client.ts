@@ -2,6 +2,7 @@
 // schema.graphql, the token kept in memory, a refresh scheduled before
 // `expiresAt` while the user is active, and sign-outs explained by reason.
 import { print } from "graphql";
+import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
   DeleteAccountDocument,
@@ -13,7 +14,9 @@ import {
   RegisterDocument,
   RevokeOtherSessionsDocument,
   RevokeSessionDocument,
+  SessionStatusDocument,
   type MeQuery,
+  type SessionStatusSubscription,
 } from "./gql/graphql.js";
 
 /** Every `extensions.reason` Gatehouse sends with UNAUTHENTICATED. */
@@ -221,6 +224,49 @@ export class GatehouseClient {
       },
       Math.max(expiresAt - this.margin - Date.now(), 0),
     );
+  }
+
+  /**
+   * Watches the session live over a WebSocket: `onWarning` is called before
+   * it would end, with the seconds left and a `stay` action (the "stay
+   * signed in" button) that records activity; when it ends, for any
+   * reason, the client signs out at once. Returns a function that stops.
+   */
+  watch(options: {
+    onWarning: (secondsLeft: number, stay: () => Promise<void>) => void;
+    /** The WebSocket class, where there is no global one (Node). */
+    webSocketImpl?: unknown;
+  }): () => void {
+    const hash = (SessionStatusDocument as { __meta__?: { hash?: string } }).__meta__?.hash;
+    const client = createClient({
+      url: this.options.endpoint.replace(/^http/, "ws"),
+      webSocketImpl: options.webSocketImpl,
+      connectionParams: () => (this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      retryAttempts: 5,
+    });
+    const payload = this.options.trustedDocuments
+      ? { query: "", extensions: { persistedQuery: { version: 1, sha256Hash: hash } } }
+      : { query: print(SessionStatusDocument) };
+    const stop = client.subscribe<SessionStatusSubscription>(payload, {
+      next: ({ data }) => {
+        const status = data?.sessionStatus;
+        if (status?.kind === "WARNING") {
+          options.onWarning(status.secondsLeft ?? 0, async () => {
+            await this.refresh();
+          });
+        } else if (status?.kind === "ENDED") {
+          const reason = (status.reason ?? "INVALID_TOKEN") as SignOutReason;
+          this.forget();
+          this.options.onSignedOut(reason);
+        }
+      },
+      error: () => {},
+      complete: () => void client.dispose(),
+    });
+    return () => {
+      stop();
+      void client.dispose();
+    };
   }
 
   /** Drops the token and the refresh timer, e.g. when the page unloads. */
