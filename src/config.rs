@@ -10,6 +10,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::domain::throttle_policy::ThrottlePolicy;
+use crate::mail::templates::{Letters, TOKEN_PLACEHOLDER};
 use crate::services::auth::SessionRules;
 
 /// `gatehouse serve | migrate | schema`.
@@ -73,6 +74,124 @@ pub struct Settings {
 
     #[command(flatten)]
     pub hashing: PasswordHashing,
+
+    #[command(flatten)]
+    pub mail: MailSettings,
+}
+
+/// Account recovery and e-mail.
+#[derive(Clone, Debug, Args)]
+pub struct MailSettings {
+    /// The SMTP server: `smtp://USER:PASS@HOST:587?tls=required` (STARTTLS)
+    /// or `smtps://USER:PASS@HOST:465` (TLS). Unset: write `.eml` files into
+    /// GATEHOUSE_MAIL_DIR instead.
+    #[arg(long, env = "GATEHOUSE_SMTP_URL")]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The sender of every message, e.g. `Acme <no-reply@acme.example>`.
+    #[arg(
+        long,
+        env = "GATEHOUSE_MAIL_FROM",
+        default_value = "Gatehouse <gatehouse@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// Where messages are written as `.eml` files when no SMTP server is set.
+    #[arg(long, env = "GATEHOUSE_MAIL_DIR", default_value = "mail")]
+    pub mail_dir: std::path::PathBuf,
+
+    /// The product's name, in subjects and bodies.
+    #[arg(long, env = "GATEHOUSE_PRODUCT_NAME", default_value = "Gatehouse")]
+    pub product_name: String,
+
+    /// The password-reset link; `{token}` is replaced by the token.
+    #[arg(
+        long,
+        env = "GATEHOUSE_RESET_URL",
+        default_value = "http://localhost:5173/reset-password?token={token}"
+    )]
+    pub reset_url: String,
+
+    /// The address-verification link; `{token}` is replaced by the token.
+    #[arg(
+        long,
+        env = "GATEHOUSE_VERIFY_URL",
+        default_value = "http://localhost:5173/verify-email?token={token}"
+    )]
+    pub verify_url: String,
+
+    /// How long a reset link works.
+    #[arg(long, env = "GATEHOUSE_RESET_TTL", default_value = "30m", value_parser = parse_duration)]
+    pub reset_ttl: Duration,
+
+    /// How long a verification link works.
+    #[arg(long, env = "GATEHOUSE_VERIFY_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub verify_ttl: Duration,
+
+    /// Let an account whose address is not verified sign in only to verify it.
+    #[arg(long, env = "GATEHOUSE_REQUIRE_VERIFIED_EMAIL", default_value_t = false, action = ArgAction::Set)]
+    pub require_verified_email: bool,
+}
+
+impl MailSettings {
+    /// The messages these settings describe.
+    pub fn letters(&self) -> Letters {
+        Letters {
+            product: self.product_name.clone(),
+            reset_url: self.reset_url.clone(),
+            verify_url: self.verify_url.clone(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, url) in [
+            ("GATEHOUSE_RESET_URL", &self.reset_url),
+            ("GATEHOUSE_VERIFY_URL", &self.verify_url),
+        ] {
+            if !url.contains(TOKEN_PLACEHOLDER) {
+                return Err(format!(
+                    "{name} must contain {TOKEN_PLACEHOLDER}, got {url:?}"
+                ));
+            }
+        }
+        for (name, ttl) in [
+            ("GATEHOUSE_RESET_TTL", self.reset_ttl),
+            ("GATEHOUSE_VERIFY_TTL", self.verify_ttl),
+        ] {
+            if ttl < Duration::from_secs(1) || ttl > MAX_TIMEOUT {
+                return Err(format!("{name} must be between 1s and 366days"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An SMTP URL. Its `Debug` hides the password.
+#[derive(Clone)]
+pub struct SmtpUrl(DatabaseUrl);
+
+impl SmtpUrl {
+    /// The URL, for the transport only.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl FromStr for SmtpUrl {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        if !(value.starts_with("smtp://") || value.starts_with("smtps://")) {
+            return Err("an SMTP URL starts with smtp:// or smtps://".into());
+        }
+        Ok(Self(DatabaseUrl(value.to_owned())))
+    }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.redacted())
+    }
 }
 
 /// Remember-me, step-up, the session limit and the security history.
@@ -239,6 +358,17 @@ pub struct LoginLimits {
     #[arg(long, env = "GATEHOUSE_REGISTER_MAX_PER_IP", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub register_max_per_ip: u32,
+
+    /// Reset and verification e-mails one address may be sent per hour.
+    #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_ADDRESS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_max_per_address: u32,
+
+    /// Reset and verification e-mails one client address (an IPv6 /64) may
+    /// ask for per hour, across addresses.
+    #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_IP", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub mail_max_per_ip: u32,
 }
 
 /// The throttle policy of each kind of key.
@@ -247,6 +377,10 @@ pub struct ThrottlePolicies {
     pub account: ThrottlePolicy,
     pub address: ThrottlePolicy,
     pub registration: ThrottlePolicy,
+    /// E-mails asked for one address (reset and verification links).
+    pub mail_address: ThrottlePolicy,
+    /// E-mails asked for from one client address, across addresses.
+    pub mail_client: ThrottlePolicy,
 }
 
 impl LoginLimits {
@@ -267,6 +401,8 @@ impl LoginLimits {
             // Every sign-up counts, successful or not: what is limited is
             // account creation and what EMAIL_TAKEN reveals.
             registration: ThrottlePolicy::new(self.register_max_per_ip, hour, hour, hour),
+            mail_address: ThrottlePolicy::new(self.mail_max_per_address, hour, hour, hour),
+            mail_client: ThrottlePolicy::new(self.mail_max_per_ip, hour, hour, hour),
         }
     }
 }
@@ -325,6 +461,7 @@ impl Settings {
             }
         }
         self.hashing.params()?;
+        self.mail.validate()?;
         if self.purge_interval < Duration::from_secs(1) {
             return Err("GATEHOUSE_PURGE_INTERVAL (--purge-interval) must be at least 1s".into());
         }

@@ -43,6 +43,7 @@ pub struct CurrentSession {
 pub struct Account {
     pub id: Uuid,
     pub email: String,
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -51,6 +52,7 @@ impl From<&user::Model> for Account {
         Self {
             id: user.id,
             email: user.email.clone(),
+            email_verified: user.email_verified_at.is_some(),
             created_at: user.created_at,
         }
     }

@@ -15,6 +15,8 @@ pub enum AuthFailure {
     Revoked,
     /// Revoked because a newer sign-in went past the session limit.
     SessionLimit,
+    /// Revoked because the password was reset by e-mail.
+    PasswordReset,
 }
 
 impl AuthFailure {
@@ -27,6 +29,7 @@ impl AuthFailure {
             Self::AbsoluteTimeout => "ABSOLUTE_TIMEOUT",
             Self::Revoked => "REVOKED",
             Self::SessionLimit => "SESSION_LIMIT",
+            Self::PasswordReset => "PASSWORD_RESET",
         }
     }
 
@@ -38,6 +41,7 @@ impl AuthFailure {
             Self::AbsoluteTimeout => "The session reached its maximum lifetime",
             Self::Revoked => "The session was signed out",
             Self::SessionLimit => "The session was signed out to make room for a newer sign-in",
+            Self::PasswordReset => "The session was signed out because the password was reset",
         }
     }
 }
@@ -93,7 +97,8 @@ impl QueryLimit {
             }
             Self::PasswordChecks => format!(
                 "An operation may check at most {MAX_PASSWORD_CHECKS} password \
-                 (login, register, changePassword, reauthenticate, deleteAccount); \
+                 (login, register, changePassword, reauthenticate, deleteAccount, \
+                 resetPassword, changeEmail); \
                  send one per request"
             ),
             Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),
@@ -123,6 +128,12 @@ pub enum AppError {
     },
     BadUserInput(String),
     EmailTaken,
+    /// A reset token that is unknown, used, expired or replaced.
+    InvalidResetToken,
+    /// A verification token that is unknown, used, expired or replaced.
+    InvalidVerificationToken,
+    /// `GATEHOUSE_REQUIRE_VERIFIED_EMAIL` is on and the address is not proven.
+    EmailNotVerified,
     NotFound,
     /// Too many password attempts for this account or address, or sign-ups
     /// from this address.
@@ -164,6 +175,9 @@ impl AppError {
             Self::ReauthenticationRequired { .. } => "REAUTHENTICATION_REQUIRED",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::EmailTaken => "EMAIL_TAKEN",
+            Self::InvalidResetToken => "INVALID_RESET_TOKEN",
+            Self::InvalidVerificationToken => "INVALID_VERIFICATION_TOKEN",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::NotFound => "NOT_FOUND",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
@@ -194,6 +208,21 @@ impl AppError {
             | Self::BadRequest(message)
             | Self::InvalidVariables(message) => message.clone(),
             Self::EmailTaken => "An account with this email already exists".into(),
+            Self::InvalidResetToken => {
+                "This reset link is not valid: it was used, replaced by a newer one, or has \
+                 expired. Ask for a new one"
+                    .into()
+            }
+            Self::InvalidVerificationToken => {
+                "This verification link is not valid: it was used, replaced by a newer one, \
+                 or has expired. Ask for a new one"
+                    .into()
+            }
+            Self::EmailNotVerified => {
+                "Verify your e-mail address first: open the link we sent, or call \
+                 resendVerificationEmail"
+                    .into()
+            }
             Self::NotFound => "Not found".into(),
             Self::RateLimited { retry_after } => {
                 format!("Too many attempts; try again in {retry_after} seconds")
@@ -255,9 +284,9 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PreflightRequired | Self::ReauthenticationRequired { .. } => {
-                StatusCode::FORBIDDEN
-            }
+            Self::PreflightRequired
+            | Self::ReauthenticationRequired { .. }
+            | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -266,6 +295,8 @@ impl AppError {
             Self::InvalidCredentials
             | Self::BadUserInput(_)
             | Self::EmailTaken
+            | Self::InvalidResetToken
+            | Self::InvalidVerificationToken
             | Self::NotFound => StatusCode::OK,
         }
     }
@@ -449,6 +480,9 @@ mod tests {
             },
             AppError::BadUserInput(String::new()),
             AppError::EmailTaken,
+            AppError::InvalidResetToken,
+            AppError::InvalidVerificationToken,
+            AppError::EmailNotVerified,
             AppError::NotFound,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod mail;
 pub mod repo;
 pub mod services;
 pub mod session_cookie;

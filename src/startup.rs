@@ -21,19 +21,23 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, Settings};
+use crate::config::{DatabaseSettings, Settings, SmtpUrl};
 use crate::graphql::persisted::PersistedDocuments;
-use crate::graphql::schema;
+use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
 use crate::http::graphql::Endpoint;
 use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
 use crate::http::socket_executor::SocketExecutor;
 use crate::http::websocket::{self, Sockets};
 use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
+use crate::mail::transport::Mailer;
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
+use crate::services::courier::Courier;
+use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
+use crate::services::recovery::Recovery;
 use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
 use crate::session_notifier::SessionNotifier;
@@ -46,6 +50,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     purge: Purge,
+    courier: Courier,
 }
 
 impl Application {
@@ -69,20 +74,49 @@ impl Application {
         let reader = SessionReader::connect(&db)
             .await
             .context("cannot open the session readers")?;
-        let auth = AuthService::new(
-            db.clone(),
-            reader,
-            settings.session_rules().map_err(anyhow::Error::msg)?,
-            passwords,
-            throttle.clone(),
-            clock.clone(),
-            notifier.clone(),
+        let mail = &settings.mail;
+        let mailer = Mailer::new(
+            mail.smtp_url.as_ref().map(SmtpUrl::expose),
+            &mail.mail_from,
+            mail.mail_dir.clone(),
+        )?;
+        let outbox = Outbox::new(
+            mail.letters(),
+            TokenLifetimes {
+                reset: mail.reset_ttl,
+                verify: mail.verify_ttl,
+            },
         );
+        let auth = AuthService {
+            db: db.clone(),
+            reader,
+            rules: settings.session_rules().map_err(anyhow::Error::msg)?,
+            passwords: passwords.clone(),
+            throttle: throttle.clone(),
+            clock: clock.clone(),
+            notifier: notifier.clone(),
+            outbox: outbox.clone(),
+        };
+        let recovery = Recovery {
+            db: db.clone(),
+            passwords,
+            throttle: throttle.clone(),
+            outbox: outbox.clone(),
+            notifier: notifier.clone(),
+            policies: settings.session_policies(),
+            pending: Recovery::pending_limit(),
+        };
+        let courier = Courier {
+            db: db.clone(),
+            mailer,
+            clock: clock.clone(),
+            wake: outbox.woken(),
+        };
         let documents = match &settings.web.trusted_documents {
             Some(path) => PersistedDocuments::trusted(path)?,
             None => PersistedDocuments::automatic(),
         };
-        let router = router(auth, db.clone(), documents, &settings)?;
+        let router = router(auth, recovery, db.clone(), documents, &settings)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -101,6 +135,7 @@ impl Application {
             listener,
             router,
             purge,
+            courier,
         })
     }
 
@@ -115,6 +150,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purge = tokio::spawn(self.purge.run());
+        let courier = tokio::spawn(self.courier.run());
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
         let served = axum::serve(
             self.listener,
@@ -124,12 +160,14 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         purge.abort();
+        courier.abort();
         served
     }
 }
 
 fn router(
     auth: AuthService,
+    recovery: Recovery,
     db: DatabaseConnection,
     documents: PersistedDocuments,
     settings: &Settings,
@@ -144,9 +182,11 @@ fn router(
         .map_err(anyhow::Error::msg)?;
     let schema = schema::build(
         auth.clone(),
+        recovery,
         cookie,
         web.introspection,
         ExpiryWarning(warning),
+        RequireVerifiedEmail(settings.mail.require_verified_email),
     )?;
     let sockets = Sockets {
         executor: SocketExecutor {

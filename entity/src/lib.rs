@@ -1,7 +1,9 @@
 //! sea-orm entities for Gatehouse's tables. Storage only: API types live in the
 //! main crate, so nothing here can leak through a GraphQL derive.
 
+pub mod email_token;
 pub mod login_throttle;
+pub mod outbox;
 pub mod security_event;
 pub mod session;
 pub mod user;

@@ -16,6 +16,8 @@ pub struct Model {
     /// Changes with every password change: a session opens only if it is
     /// still the version whose password was verified.
     pub credential_version: i64,
+    /// When the address was proven to reach its owner.
+    pub email_verified_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -9,6 +9,7 @@ mod m20261128_000003_create_login_throttles;
 mod m20261128_000004_token_hash_varchar;
 mod m20261128_000005_credential_and_throttle_versions;
 mod m20261128_000006_session_features;
+mod m20261128_000007_account_recovery;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_token_hash_varchar::Migration),
             Box::new(m20261128_000005_credential_and_throttle_versions::Migration),
             Box::new(m20261128_000006_session_features::Migration),
+            Box::new(m20261128_000007_account_recovery::Migration),
         ]
     }
 }

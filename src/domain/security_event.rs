@@ -11,23 +11,32 @@ pub enum EventKind {
     /// `logout`.
     SignedOut,
     /// Revoked (`detail`: who: `CURRENT_SESSION`, `OTHER_SESSION`,
-    /// `PASSWORD_CHANGE` or `SESSION_LIMIT`).
+    /// `PASSWORD_CHANGE`, `PASSWORD_RESET` or `SESSION_LIMIT`).
     SessionRevoked,
     /// Ended by a timeout (`detail`: `IDLE_TIMEOUT` or `ABSOLUTE_TIMEOUT`),
     /// recorded when a request or the purge first sees it.
     SessionExpired,
     PasswordChanged,
+    /// `resetPassword`, with a link sent by e-mail.
+    PasswordReset,
+    /// `verifyEmail` proved the account's address.
+    EmailVerified,
+    /// `verifyEmail` moved the account to the new address it proved.
+    EmailChanged,
     AccountDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::SignedIn,
         Self::Reauthenticated,
         Self::SignedOut,
         Self::SessionRevoked,
         Self::SessionExpired,
         Self::PasswordChanged,
+        Self::PasswordReset,
+        Self::EmailVerified,
+        Self::EmailChanged,
         Self::AccountDeleted,
     ];
 
@@ -39,6 +48,9 @@ impl EventKind {
             Self::SessionRevoked => "SESSION_REVOKED",
             Self::SessionExpired => "SESSION_EXPIRED",
             Self::PasswordChanged => "PASSWORD_CHANGED",
+            Self::PasswordReset => "PASSWORD_RESET",
+            Self::EmailVerified => "EMAIL_VERIFIED",
+            Self::EmailChanged => "EMAIL_CHANGED",
             Self::AccountDeleted => "ACCOUNT_DELETED",
         }
     }

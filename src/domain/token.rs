@@ -1,5 +1,10 @@
-//! Session tokens: 32 bytes from the OS CSPRNG, base64url, prefixed `gth_` so
-//! secret scanners can spot a leaked one. Only the SHA-256 is ever stored.
+//! Secret tokens: 32 bytes from the OS CSPRNG, base64url, behind a prefix
+//! that says what each is for, so secret scanners can spot a leaked one.
+//! Only the SHA-256 is ever stored.
+//!
+//! - `gth_`: a session token;
+//! - `ghr_`: a password-reset token, sent by e-mail;
+//! - `ghv_`: an address-verification token, sent by e-mail.
 
 use std::fmt;
 
@@ -19,23 +24,30 @@ pub struct SessionToken(String);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenHash(String);
 
+/// What an e-mailed token proves, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Lets its holder set a new password.
+    Reset,
+    /// Proves that an address reaches the account's owner.
+    Verify,
+}
+
+/// A raw single-use token for an e-mail link. It never prints.
+pub struct EmailToken {
+    purpose: Purpose,
+    raw: String,
+}
+
 impl SessionToken {
     /// A new token from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; RANDOM_BYTES];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))))
+        generate(PREFIX).map(Self)
     }
 
     /// Accepts only the exact shape we issue, so junk never reaches the database.
     pub fn parse(raw: &str) -> Option<Self> {
-        let body = raw.strip_prefix(PREFIX)?;
-        let well_formed = body.len() == ENCODED_LEN
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && URL_SAFE_NO_PAD.decode(body).is_ok();
-        well_formed.then(|| Self(raw.to_owned()))
+        well_formed(PREFIX, raw).then(|| Self(raw.to_owned()))
     }
 
     /// The raw token, to hand to its owner exactly once.
@@ -45,7 +57,7 @@ impl SessionToken {
 
     /// The digest to store and look up by.
     pub fn hash(&self) -> TokenHash {
-        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+        digest(&self.0)
     }
 }
 
@@ -55,11 +67,84 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+impl Purpose {
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Reset => "ghr_",
+            Self::Verify => "ghv_",
+        }
+    }
+
+    /// As stored in `email_tokens.purpose`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reset => "RESET",
+            Self::Verify => "VERIFY",
+        }
+    }
+}
+
+impl EmailToken {
+    /// A new token for `purpose` from the operating system's CSPRNG.
+    pub fn generate(purpose: Purpose) -> Result<Self, getrandom::Error> {
+        generate(purpose.prefix()).map(|raw| Self { purpose, raw })
+    }
+
+    /// Accepts only the exact shape issued for `purpose`.
+    pub fn parse(purpose: Purpose, raw: &str) -> Option<Self> {
+        well_formed(purpose.prefix(), raw).then(|| Self {
+            purpose,
+            raw: raw.to_owned(),
+        })
+    }
+
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// The raw token, to put in the one e-mail that carries it.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// The digest to store and look up by.
+    pub fn hash(&self) -> TokenHash {
+        digest(&self.raw)
+    }
+}
+
+impl fmt::Debug for EmailToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EmailToken({:?}, <redacted>)", self.purpose)
+    }
+}
+
 impl TokenHash {
-    /// The hex digest, as stored in `sessions.token_hash`.
+    /// The hex digest, as stored in `sessions.token_hash` and
+    /// `email_tokens.token_hash`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn generate(prefix: &str) -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; RANDOM_BYTES];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+fn well_formed(prefix: &str, raw: &str) -> bool {
+    raw.strip_prefix(prefix).is_some_and(|body| {
+        body.len() == ENCODED_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && URL_SAFE_NO_PAD.decode(body).is_ok()
+    })
+}
+
+fn digest(raw: &str) -> TokenHash {
+    TokenHash(hex::encode(Sha256::digest(raw.as_bytes())))
 }
 
 #[cfg(test)]
@@ -95,6 +180,19 @@ mod tests {
     fn debug_never_shows_the_token() {
         let token = SessionToken::generate().unwrap();
         assert!(!format!("{token:?}").contains(&token.expose()[4..]));
+    }
+
+    #[test]
+    fn email_tokens_are_bound_to_their_purpose() {
+        let reset = EmailToken::generate(Purpose::Reset).unwrap();
+        assert!(reset.expose().starts_with("ghr_"));
+        assert!(EmailToken::parse(Purpose::Reset, reset.expose()).is_some());
+        assert!(EmailToken::parse(Purpose::Verify, reset.expose()).is_none());
+        assert!(SessionToken::parse(reset.expose()).is_none());
+        let verify = EmailToken::generate(Purpose::Verify).unwrap();
+        assert!(verify.expose().starts_with("ghv_"));
+        assert!(!format!("{verify:?}").contains(&verify.expose()[4..]));
+        assert_ne!(reset.hash(), verify.hash());
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub const PASSWORD_FIELDS: &[&str] = &[
     "changePassword",
     "reauthenticate",
     "deleteAccount",
+    "resetPassword",
+    "changeEmail",
 ];
 
 /// The extension factory to register on the schema.

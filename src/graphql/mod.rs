@@ -19,6 +19,7 @@ use async_graphql::Context;
 use crate::context::{CurrentSession, RequestContext};
 use crate::error::{AppError, AuthFailure};
 use crate::services::auth::AuthService;
+use crate::services::recovery::Recovery;
 
 /// What the guard decided about this request.
 fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
@@ -36,6 +37,24 @@ fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a CurrentSe
         .as_ref()
         .ok_or(AppError::Unauthenticated(AuthFailure::MissingToken))?;
     Ok((request, session))
+}
+
+/// As [`signed_in`], for what an account whose address is not verified may
+/// not do while `GATEHOUSE_REQUIRE_VERIFIED_EMAIL` is on.
+fn verified<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a CurrentSession), AppError> {
+    let (request, session) = signed_in(ctx)?;
+    let required = ctx
+        .data_opt::<schema::RequireVerifiedEmail>()
+        .is_some_and(|rule| rule.0);
+    if required && !session.account.email_verified {
+        return Err(AppError::EmailNotVerified);
+    }
+    Ok((request, session))
+}
+
+fn recovery<'a>(ctx: &Context<'a>) -> Result<&'a Recovery, AppError> {
+    ctx.data::<Recovery>()
+        .map_err(|e| AppError::internal(anyhow::anyhow!("recovery service missing: {}", e.message)))
 }
 
 fn auth_service<'a>(ctx: &Context<'a>) -> Result<&'a AuthService, AppError> {

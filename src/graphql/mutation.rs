@@ -8,11 +8,12 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::graphql::types::{
-    AuthPayload, ChangePasswordInput, ChangePasswordPayload, DeleteAccountInput, LoginInput,
-    ReauthenticateInput, ReauthenticatePayload, RefreshSessionPayload, RegisterInput,
-    RevokeSessionInput, RevokeSessionPayload, Session,
+    AuthPayload, ChangeEmailInput, ChangePasswordInput, ChangePasswordPayload, DeleteAccountInput,
+    LoginInput, ReauthenticateInput, ReauthenticatePayload, RefreshSessionPayload, RegisterInput,
+    RequestPasswordResetInput, ResetPasswordInput, ResetPasswordPayload, RevokeSessionInput,
+    RevokeSessionPayload, Session, VerifyEmailInput, VerifyEmailPayload,
 };
-use crate::graphql::{auth_service, request, signed_in};
+use crate::graphql::{auth_service, recovery, request, signed_in, verified};
 use crate::services::auth::SignedIn;
 use crate::session_cookie::SessionCookie;
 
@@ -83,7 +84,7 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's password.")] input: ReauthenticateInput,
     ) -> Result<ReauthenticatePayload> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = verified(ctx)?;
         let client = request.client.info();
         let proven = auth_service(ctx)?
             .reauthenticate(current, input.password, &client, request.now)
@@ -122,7 +123,7 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "Which of your sessions to sign out.")] input: RevokeSessionInput,
     ) -> Result<RevokeSessionPayload> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = verified(ctx)?;
         let id = Uuid::parse_str(&input.session_id)
             .map_err(|_| AppError::BadUserInput("sessionId must be a UUID".into()))?;
         let (session, expiry) = auth_service(ctx)?.revoke(current, id, request.now).await?;
@@ -149,7 +150,7 @@ impl Mutation {
     /// Needs a session token and a password proven within
     /// `GATEHOUSE_FRESH_AGE` (else `REAUTHENTICATION_REQUIRED`).
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<i32> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = verified(ctx)?;
         let count = auth_service(ctx)?
             .revoke_others(current, request.now)
             .await?;
@@ -163,7 +164,7 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The current password and the new one.")] input: ChangePasswordInput,
     ) -> Result<ChangePasswordPayload> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = verified(ctx)?;
         let changed = auth_service(ctx)?
             .change_password(
                 current,
@@ -177,6 +178,91 @@ impl Mutation {
             session: Session::of_current(&changed.session),
             revoked_sessions: i32::try_from(changed.revoked_sessions).unwrap_or(i32::MAX),
         })
+    }
+
+    // Account recovery and addresses, by e-mail.
+
+    /// Sends a password-reset link to the address if an account has it.
+    /// The answer is `true`, in the same time, whether or not one does.
+    /// Limited per address and per client (`RATE_LIMITED`).
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Who forgot their password.")] input: RequestPasswordResetInput,
+    ) -> Result<bool> {
+        let request = request(ctx)?;
+        recovery(ctx)?
+            .request_reset(&input.email, &request.client.info(), request.now)
+            .await?;
+        Ok(true)
+    }
+
+    /// Sets a new password with the token from a reset e-mail, and signs out
+    /// every session of the account (reason `PASSWORD_RESET`). A used,
+    /// replaced, expired or unknown token is `INVALID_RESET_TOKEN`.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token and the new password.")] input: ResetPasswordInput,
+    ) -> Result<ResetPasswordPayload> {
+        let request = request(ctx)?;
+        let reset = recovery(ctx)?
+            .reset_password(
+                &input.token,
+                input.new_password,
+                &request.client.info(),
+                request.now,
+            )
+            .await?;
+        Ok(ResetPasswordPayload {
+            email: reset.email,
+            revoked_sessions: i32::try_from(reset.revoked_sessions).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// Proves an address with the token from a verification e-mail. A used,
+    /// replaced, expired or unknown token is `INVALID_VERIFICATION_TOKEN`.
+    /// Needs no session: the link may be opened on another device.
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The token from the e-mail.")] input: VerifyEmailInput,
+    ) -> Result<VerifyEmailPayload> {
+        let request = request(ctx)?;
+        let email = recovery(ctx)?
+            .verify_email(&input.token, &request.client.info(), request.now)
+            .await?;
+        Ok(VerifyEmailPayload { email })
+    }
+
+    /// Sends a new verification link to the caller's address, replacing
+    /// older ones; `false` if it is already verified. Needs a session token.
+    async fn resend_verification_email(&self, ctx: &Context<'_>) -> Result<bool> {
+        let (request, current) = signed_in(ctx)?;
+        Ok(recovery(ctx)?
+            .resend_verification(current, &request.client.info(), request.now)
+            .await?)
+    }
+
+    /// Sends a verification link to a new address; the account moves to it
+    /// when the link is used, and the old address is told. Needs a session
+    /// token and the password.
+    async fn change_email(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The password and the new address.")] input: ChangeEmailInput,
+    ) -> Result<bool> {
+        let (request, current) = signed_in(ctx)?;
+        auth_service(ctx)?
+            .change_email(
+                current,
+                input.password,
+                &input.new_email,
+                &request.client.info(),
+                request.now,
+            )
+            .await?;
+        Ok(true)
     }
 }
 

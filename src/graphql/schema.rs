@@ -10,7 +10,13 @@ use crate::graphql::request_checks::RequestChecks;
 use crate::graphql::subscription::{ExpiryWarning, Subscription};
 use crate::graphql::variables::InputTypes;
 use crate::services::auth::AuthService;
+use crate::services::recovery::Recovery;
 use crate::session_cookie::SessionCookie;
+
+/// `GATEHOUSE_REQUIRE_VERIFIED_EMAIL`: whether an unverified account may
+/// do more than verify its address.
+#[derive(Clone, Copy, Debug)]
+pub struct RequireVerifiedEmail(pub bool);
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;
@@ -18,9 +24,11 @@ pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;
 /// The schema with its services attached, ready to execute.
 pub fn build(
     auth: AuthService,
+    recovery: Recovery,
     cookie: Option<SessionCookie>,
     introspection: bool,
     warning: ExpiryWarning,
+    verified: RequireVerifiedEmail,
 ) -> anyhow::Result<GatehouseSchema> {
     let types = InputTypes::from_sdl(&sdl()).map_err(anyhow::Error::msg)?;
     // Outermost first: the checks see the document the others return.
@@ -29,7 +37,9 @@ pub fn build(
         .extension(DocumentCache::default())
         .extension(QueryLimits::default())
         .data(auth)
-        .data(warning);
+        .data(recovery)
+        .data(warning)
+        .data(verified);
     if let Some(cookie) = cookie {
         builder = builder.data(cookie);
     }

@@ -13,7 +13,7 @@ use crate::domain::device;
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
 use crate::error::AppError;
-use crate::graphql::{auth_service, request};
+use crate::graphql::{auth_service, request, verified};
 use crate::services::auth::SignedIn;
 
 /// An account.
@@ -23,6 +23,10 @@ pub struct User {
     pub id: ID,
     /// The sign-in address, trimmed and lower-cased.
     pub email: String,
+    /// Whether `email` was proven to reach the account's owner, by a link
+    /// from `register`, `resendVerificationEmail`, `changeEmail` or
+    /// `requestPasswordReset`.
+    pub email_verified: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
@@ -32,6 +36,7 @@ impl From<&Account> for User {
         Self {
             id: ID(account.id.to_string()),
             email: account.email.clone(),
+            email_verified: account.email_verified,
             created_at: account.created_at,
         }
     }
@@ -173,6 +178,7 @@ impl Viewer {
         #[graphql(desc = "How many events to return: 1 to 100.", default = 20)] first: i32,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
     ) -> Result<SecurityEventConnection> {
+        verified(ctx)?;
         let first = u64::try_from(first)
             .ok()
             .filter(|n| (1..=100).contains(n))
@@ -208,6 +214,7 @@ impl Viewer {
     /// Every live session of the account, newest first: for a "where you're
     /// signed in" page.
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<Session>> {
+        verified(ctx)?;
         let now = request(ctx)?.now;
         let current_id = self.current.session.id;
         Ok(auth_service(ctx)?
@@ -326,6 +333,56 @@ pub struct ChangePasswordInput {
     pub new_password: String,
 }
 
+/// Who forgot their password.
+#[derive(InputObject)]
+pub struct RequestPasswordResetInput {
+    /// The account's e-mail address.
+    pub email: String,
+}
+
+/// A new password, with the token from a reset e-mail.
+#[derive(InputObject)]
+pub struct ResetPasswordInput {
+    /// The `ghr_…` token from the link in the reset e-mail.
+    pub token: String,
+    /// The new password: 8 to 1024 characters.
+    pub new_password: String,
+}
+
+/// What `resetPassword` did.
+#[derive(SimpleObject)]
+pub struct ResetPasswordPayload {
+    /// The account's address: sign in with it and the new password.
+    pub email: String,
+    /// How many sessions of the account were signed out (all of them).
+    pub revoked_sessions: i32,
+}
+
+/// The token from a verification e-mail.
+#[derive(InputObject)]
+pub struct VerifyEmailInput {
+    /// The `ghv_…` token from the link in the verification e-mail.
+    pub token: String,
+}
+
+/// What `verifyEmail` proved.
+#[derive(SimpleObject)]
+pub struct VerifyEmailPayload {
+    /// The address now verified: the account's own, or the new one it
+    /// moved to.
+    pub email: String,
+}
+
+/// A move to a new e-mail address.
+#[derive(InputObject)]
+pub struct ChangeEmailInput {
+    /// The account's password.
+    pub password: String,
+    /// The address to move to. The account moves when its verification
+    /// link is used.
+    pub new_email: String,
+}
+
 /// A page of the account's security events, newest first (a Relay connection).
 #[derive(SimpleObject)]
 pub struct SecurityEventConnection {
@@ -399,6 +456,12 @@ pub enum SecurityEventKind {
     SessionExpired,
     /// `changePassword` replaced the password.
     PasswordChanged,
+    /// `resetPassword` replaced the password, with a link sent by e-mail.
+    PasswordReset,
+    /// `verifyEmail` proved the account's address.
+    EmailVerified,
+    /// `verifyEmail` moved the account to the new address it proved.
+    EmailChanged,
     /// `deleteAccount` deleted the account.
     AccountDeleted,
 }
@@ -415,6 +478,8 @@ pub enum RevokedBy {
     PasswordChange,
     /// A newer sign-in went past `GATEHOUSE_MAX_SESSIONS_PER_USER`.
     SessionLimit,
+    /// `resetPassword` signed every session out.
+    PasswordReset,
 }
 
 /// Which timeout ended a session.
@@ -435,6 +500,9 @@ impl From<&security_event::Model> for SecurityEvent {
             Some(EventKind::SessionRevoked) => SecurityEventKind::SessionRevoked,
             Some(EventKind::SessionExpired) => SecurityEventKind::SessionExpired,
             Some(EventKind::PasswordChanged) => SecurityEventKind::PasswordChanged,
+            Some(EventKind::PasswordReset) => SecurityEventKind::PasswordReset,
+            Some(EventKind::EmailVerified) => SecurityEventKind::EmailVerified,
+            Some(EventKind::EmailChanged) => SecurityEventKind::EmailChanged,
             Some(EventKind::AccountDeleted) => SecurityEventKind::AccountDeleted,
         };
         let detail = event.detail.as_deref();
@@ -448,6 +516,7 @@ impl From<&security_event::Model> for SecurityEvent {
                 Some("OTHER_SESSION") => Some(RevokedBy::OtherSession),
                 Some("PASSWORD_CHANGE") => Some(RevokedBy::PasswordChange),
                 Some("SESSION_LIMIT") => Some(RevokedBy::SessionLimit),
+                Some("PASSWORD_RESET") => Some(RevokedBy::PasswordReset),
                 _ => None,
             },
             timeout: match detail {

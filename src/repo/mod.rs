@@ -1,6 +1,8 @@
 //! sea-orm queries, one module per table, and the guard's session reader.
 //! No policy lives here.
 
+pub mod email_tokens;
+pub mod outbox;
 pub mod security_events;
 pub mod session_reader;
 pub mod sessions;

@@ -39,6 +39,14 @@ impl<'a> NewEvent<'a> {
         }
     }
 
+    /// An event of `kind` for the account as a whole, not one session.
+    pub fn of_account(kind: EventKind, user_id: Uuid, at: DateTime<Utc>) -> Self {
+        Self {
+            session_id: None,
+            ..Self::of(kind, user_id, Uuid::nil(), at)
+        }
+    }
+
     pub fn detail(mut self, detail: &'static str) -> Self {
         self.detail = Some(detail);
         self

@@ -184,6 +184,8 @@ pub enum Revocation {
     PasswordChange,
     /// A newer sign-in went past `GATEHOUSE_MAX_SESSIONS_PER_USER`.
     SessionLimit,
+    /// `resetPassword` signed every session out.
+    PasswordReset,
 }
 
 impl Revocation {
@@ -193,6 +195,7 @@ impl Revocation {
             Self::Session => "SESSION",
             Self::PasswordChange => "PASSWORD_CHANGE",
             Self::SessionLimit => "SESSION_LIMIT",
+            Self::PasswordReset => "PASSWORD_RESET",
         }
     }
 }
@@ -253,6 +256,22 @@ pub async fn revoke_others(
         .filter(session::Column::UserId.eq(user_id))
         .filter(live_at(policies, now))
         .filter(session::Column::Id.ne(keep))
+        .exec_with_returning(db)
+        .await?;
+    Ok(revoked.into_iter().map(|s| s.id).collect())
+}
+
+/// Revokes every live session of `user_id`; returns their ids.
+pub async fn revoke_all(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    policies: &SessionPolicies,
+    reason: Revocation,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, DbErr> {
+    let revoked = revoking(now, reason)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(live_at(policies, now))
         .exec_with_returning(db)
         .await?;
     Ok(revoked.into_iter().map(|s| s.id).collect())

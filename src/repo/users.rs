@@ -20,6 +20,7 @@ pub async fn insert(
         email: email.as_str().to_owned(),
         password_hash,
         credential_version: 0,
+        email_verified_at: None,
         created_at: now,
         updated_at: now,
     };
@@ -107,4 +108,39 @@ pub async fn lock(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
 pub async fn delete(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
     let result = user::Entity::delete_by_id(id).exec(db).await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Marks the account's current address as proven at `now`, unless it
+/// already is.
+pub async fn mark_verified(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::EmailVerifiedAt.is_null())
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Moves the account to a new address, proven at `now`. A taken address
+/// fails on the unique index.
+pub async fn change_email(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Email, Expr::value(email))
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
 }

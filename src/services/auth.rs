@@ -15,13 +15,14 @@ use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::{
     Expiry, SessionPolicies, SessionPolicy, SessionTimes, Verdict,
 };
-use crate::domain::token::SessionToken;
+use crate::domain::token::{Purpose, SessionToken};
 use crate::error::{AppError, AuthFailure};
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::session_reader::SessionReader;
 use crate::repo::sessions::{self, Revocation};
 use crate::repo::users;
 use crate::services::expiry;
+use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
 use crate::session_notifier::{Notice, SessionNotifier};
@@ -39,13 +40,16 @@ pub struct SessionRules {
 /// The authentication use cases, shared by the guard and the resolvers.
 #[derive(Clone)]
 pub struct AuthService {
-    db: DatabaseConnection,
-    reader: SessionReader,
-    rules: SessionRules,
-    passwords: Passwords,
-    throttle: LoginThrottle,
-    clock: Clock,
-    notifier: SessionNotifier,
+    pub db: DatabaseConnection,
+    pub reader: SessionReader,
+    pub rules: SessionRules,
+    pub passwords: Passwords,
+    pub throttle: LoginThrottle,
+    pub clock: Clock,
+    /// Where revocations are announced, for live subscriptions.
+    pub notifier: SessionNotifier,
+    /// Where e-mails are queued, in the transaction that causes them.
+    pub outbox: Outbox,
 }
 
 /// A new session and the token that is its only key, returned once.
@@ -70,27 +74,6 @@ pub struct PasswordChanged {
 }
 
 impl AuthService {
-    /// Wires the service to its database, rules and clock.
-    pub fn new(
-        db: DatabaseConnection,
-        reader: SessionReader,
-        rules: SessionRules,
-        passwords: Passwords,
-        throttle: LoginThrottle,
-        clock: Clock,
-        notifier: SessionNotifier,
-    ) -> Self {
-        Self {
-            db,
-            reader,
-            rules,
-            passwords,
-            throttle,
-            clock,
-            notifier,
-        }
-    }
-
     /// Where revocations are announced, for live subscriptions.
     pub fn notifier(&self) -> &SessionNotifier {
         &self.notifier
@@ -142,7 +125,11 @@ impl AuthService {
             .detail("REGISTER")
             .client(client);
         security_events::insert(&txn, vec![signed_in.remembered(false)]).await?;
+        self.outbox
+            .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)
+            .await?;
         txn.commit().await?;
+        self.outbox.wake();
         tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
         Ok(self.signed_in(token, Account::from(&user), &session))
     }
@@ -489,6 +476,39 @@ impl AuthService {
         })
     }
 
+    /// Sends a verification link to `new_email`; the account moves to it
+    /// only when the link is used. Needs the password, checked and counted
+    /// like a login. Whether another account has the address is told only
+    /// when the link is used, so this is no oracle for it.
+    pub async fn change_email(
+        &self,
+        current: &CurrentSession,
+        password: String,
+        new_email: &str,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let new_email = Email::parse(new_email).map_err(AppError::BadUserInput)?;
+        if new_email.as_str() == current.account.email {
+            return Err(AppError::BadUserInput(
+                "newEmail is already the account's address".into(),
+            ));
+        }
+        self.prove_password(current, password, client, now).await?;
+        self.throttle
+            .reserve_mail(&new_email, client.ip, now)
+            .await?;
+        let (txn, at) = self.claim(current, now).await?;
+        let user = current.account.id;
+        self.outbox
+            .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), at)
+            .await?;
+        txn.commit().await?;
+        self.outbox.wake();
+        tracing::info!(user_id = %user, "change of e-mail address requested");
+        Ok(())
+    }
+
     /// Deletes the caller's account and every session of it, in one
     /// transaction. Needs a fresh password, and the password itself.
     pub async fn delete_account(
@@ -687,6 +707,11 @@ fn refuse_unless_active(verdict: Verdict, session: &SessionRecord) -> Result<(),
             if session.revoked_reason.as_deref() == Some(Revocation::SessionLimit.as_str()) =>
         {
             AuthFailure::SessionLimit
+        }
+        Verdict::Revoked
+            if session.revoked_reason.as_deref() == Some(Revocation::PasswordReset.as_str()) =>
+        {
+            AuthFailure::PasswordReset
         }
         Verdict::Revoked => AuthFailure::Revoked,
     };

@@ -1,8 +1,11 @@
 //! Use cases: what the API does, in terms of the domain and the repositories.
 
 pub mod auth;
+pub mod courier;
 pub mod expiry;
 pub mod hash_pool;
+pub mod outbox;
 pub mod passwords;
 pub mod purge;
+pub mod recovery;
 pub mod throttle;

@@ -1,6 +1,6 @@
 //! The periodic purge, run by every node: it records the end of sessions
 //! that timed out unobserved, then deletes ended sessions, old security
-//! events and quiet sign-in counters.
+//! events, expired e-mail tokens and quiet sign-in counters.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicies;
 use crate::error::AppError;
-use crate::repo::{security_events, sessions};
+use crate::repo::{email_tokens, security_events, sessions};
 use crate::services::expiry;
 use crate::services::throttle::LoginThrottle;
 
@@ -40,6 +40,7 @@ pub struct Purged {
     pub expiries_recorded: usize,
     pub sessions: u64,
     pub events: u64,
+    pub email_tokens: u64,
 }
 
 /// One round at `now`: records unobserved expiries, then deletes sessions
@@ -66,6 +67,7 @@ pub async fn purge_once(
     };
     purged.sessions = sessions::purge_ended(db, policies, before(retention.sessions)?).await?;
     purged.events = security_events::purge(db, before(retention.events)?).await?;
+    purged.email_tokens = email_tokens::purge(db, now).await?;
     Ok(purged)
 }
 

@@ -79,14 +79,42 @@ impl LoginThrottle {
         self.count(&[(key, self.policies.registration)], now).await
     }
 
+    /// Counts an e-mail asked for `email` (a reset link, a verification
+    /// link) from `ip`, or refuses it while either is locked. Counted
+    /// whether or not an account has the address, so the answer tells
+    /// nothing about it.
+    pub async fn reserve_mail(
+        &self,
+        email: &Email,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let address = format!("mail:{}", digest(email));
+        let mut keys = vec![(address, self.policies.mail_address)];
+        keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
+        self.count(&keys, now).await
+    }
+
+    /// Forgets the account's failed sign-ins: its owner just proved control
+    /// of the address with a reset link.
+    pub async fn forgive(&self, email: &Email) -> Result<(), AppError> {
+        Ok(throttles::clear(&self.db, &account_key(email)).await?)
+    }
+
     /// Deletes counters that have gone quiet and are not locked.
     pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
         let p = &self.policies;
-        let quiet_since = [p.account, p.address, p.registration]
-            .iter()
-            .map(|policy| policy.window_start(now))
-            .min()
-            .unwrap_or(now);
+        let quiet_since = [
+            p.account,
+            p.address,
+            p.registration,
+            p.mail_address,
+            p.mail_client,
+        ]
+        .iter()
+        .map(|policy| policy.window_start(now))
+        .min()
+        .unwrap_or(now);
         Ok(throttles::purge(&self.db, quiet_since).await?)
     }
 
@@ -139,10 +167,11 @@ impl LoginThrottle {
 /// Accounts are keyed by a hash of the address, so the table holds no
 /// e-mail addresses, not even of accounts that do not exist.
 fn account_key(email: &Email) -> String {
-    format!(
-        "account:{}",
-        hex::encode(Sha256::digest(email.as_str().as_bytes()))
-    )
+    format!("account:{}", digest(email))
+}
+
+fn digest(email: &Email) -> String {
+    hex::encode(Sha256::digest(email.as_str().as_bytes()))
 }
 
 /// An IPv4 address, or the /64 of an IPv6 one: one allocation usually holds

@@ -6,7 +6,8 @@ use std::process::Command;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{BIN, serve, signal, sqlite_url};
+use crate::helpers::{BIN, serve, serve_with, signal, sqlite_url};
+use crate::mailbox::{Inbox, SmtpServer};
 
 fn gatehouse(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);
@@ -243,6 +244,7 @@ async fn trace_logs_hold_no_token_password_or_hash() {
     let url = sqlite_url(&dir);
     let server = serve(&url, "trace");
     let (first, wrong, second) = ("first passphrase", "wrong passphrase", "second passphrase");
+    let third = "third passphrase";
 
     let (_, body) = server.post(register("logs@example.com", first), None).await;
     let token = body["data"]["register"]["token"]
@@ -294,6 +296,39 @@ async fn trace_logs_hold_no_token_password_or_hash() {
     server
         .post(json!({ "query": "mutation { logout }" }), Some(&token))
         .await;
+    // Recovery: the verification and reset tokens travel only by e-mail.
+    let verify = server
+        .mail
+        .nth_to("logs@example.com", 1)
+        .await
+        .token("ghv_");
+    let (_, body) = server
+        .post(
+            json!({ "query": "mutation($t: String!) { verifyEmail(input: {token: $t}) { email } }",
+                    "variables": { "t": verify } }),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"]["verifyEmail"]["email"], "logs@example.com");
+    server
+        .post(
+            json!({ "query": "mutation { requestPasswordReset(input: {email: \"logs@example.com\"}) }" }),
+            None,
+        )
+        .await;
+    let reset = server
+        .mail
+        .nth_to("logs@example.com", 2)
+        .await
+        .token("ghr_");
+    let (_, body) = server
+        .post(
+            json!({ "query": "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { email } }",
+                    "variables": { "t": reset, "p": third } }),
+            None,
+        )
+        .await;
+    assert_eq!(body["data"]["resetPassword"]["email"], "logs@example.com");
     let (exited, log) = server.terminate();
     assert!(exited);
     assert!(
@@ -302,14 +337,20 @@ async fn trace_logs_hold_no_token_password_or_hash() {
     );
 
     let db = Database::connect(&url).await.unwrap();
-    let mut secrets = vec![first.to_owned(), wrong.to_owned(), second.to_owned()];
-    for token in [&token, &other] {
+    let mut secrets = vec![
+        first.to_owned(),
+        wrong.to_owned(),
+        second.to_owned(),
+        third.to_owned(),
+    ];
+    for token in [&token, &other, &verify, &reset] {
         secrets.push(token.clone());
         secrets.push(token["gth_".len()..].to_owned());
     }
     for sql in [
         "SELECT password_hash FROM users",
         "SELECT token_hash FROM sessions",
+        "SELECT token_hash FROM email_tokens",
     ] {
         for row in db
             .query_all_raw(Statement::from_string(DbBackend::Sqlite, sql))
@@ -324,4 +365,87 @@ async fn trace_logs_hold_no_token_password_or_hash() {
     for secret in &secrets {
         assert!(!log.contains(secret.as_str()), "a secret reached the log");
     }
+}
+
+#[tokio::test]
+async fn with_no_smtp_server_each_message_is_an_eml_file_with_its_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with(
+        &sqlite_url(&dir),
+        "info",
+        &[(
+            "GATEHOUSE_VERIFY_URL",
+            "http://localhost:3000/verify#{token}",
+        )],
+    );
+    let (status, _) = server
+        .post(register("eml@example.com", "correct horse"), None)
+        .await;
+    assert_eq!(status, 200);
+    let mail = server.mail.nth_to("eml@example.com", 1).await;
+    let token = mail.token("ghv_");
+    assert!(
+        mail.text
+            .contains(&format!("http://localhost:3000/verify#{token}"))
+    );
+    let files: Vec<_> = std::fs::read_dir(server.mail.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].extension().unwrap(), "eml");
+    assert!(server.terminate().0);
+}
+
+#[tokio::test]
+async fn mail_committed_before_a_sigkill_is_delivered_after_the_restart() {
+    let Some(python) = SmtpServer::python("mail_committed_before_a_sigkill") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let port = SmtpServer::free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let envs = [("GATEHOUSE_SMTP_URL", smtp_url.as_str())];
+    let mut server = serve_with(&url, "info", &envs);
+    let (status, _) = server
+        .post(register("crash-mail@example.com", "correct horse"), None)
+        .await;
+    assert_eq!(status, 200);
+    // Committed, and not delivered: the mail server is not up yet.
+    let db = Database::connect(&url).await.unwrap();
+    let attempts = "SELECT attempts FROM outbox WHERE claimed_until IS NULL";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, attempts))
+            .await
+            .unwrap();
+        if row.is_some_and(|r| r.try_get_by_index::<i32>(0).unwrap() >= 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never attempted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+
+    let smtp = SmtpServer::start(&python, port).await;
+    let again = serve_with(&url, "info", &envs);
+    let mail = smtp.nth_to("crash-mail@example.com", 1).await;
+    mail.token("ghv_");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(smtp.messages().len(), 1, "delivered exactly once");
+    let left = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM outbox",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0, "the delivered message, and its token, are gone");
+    assert!(again.terminate().0);
 }

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::mailbox::MailDir;
 use crate::operations::{
     ChangePassword, Login, Logout, Me, RefreshSession, Register, RevokeOtherSessions,
     RevokeSession, change_password, login, logout, me, refresh_session, register,
@@ -49,6 +50,8 @@ pub struct TestApp {
     /// The server's clock: the system's, or one the test moves.
     pub clock: Clock,
     pub settings: Settings,
+    /// The `.eml` files this node writes (the embedded default, no SMTP).
+    pub mail: Arc<MailDir>,
     server: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -250,6 +253,8 @@ pub async fn spawn_app_with_clock(
     // Every test signs its users up from 127.0.0.1; the sign-up limit has
     // tests of its own.
     settings.login_limits.register_max_per_ip = 1_000_000;
+    let mail = Arc::new(MailDir::new());
+    settings.mail.mail_dir = mail.path().to_owned();
     configure(&mut settings);
     let mut app = TestApp {
         addr: "127.0.0.1:0".parse().unwrap(),
@@ -258,6 +263,7 @@ pub async fn spawn_app_with_clock(
         database,
         clock,
         settings,
+        mail,
         server: None,
     };
     app.start().await;
@@ -474,13 +480,23 @@ pub fn timestamp(value: &Value) -> DateTime<Utc> {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// Its `.eml` files, unless the caller set `GATEHOUSE_MAIL_DIR`.
+    pub mail: MailDir,
     log: Arc<Mutex<String>>,
 }
 
 /// Runs `gatehouse serve` on port 0 and waits until it listens.
 pub fn serve(url: &str, rust_log: &str) -> Server {
+    serve_with(url, rust_log, &[])
+}
+
+/// As [`serve`], with more settings.
+pub fn serve_with(url: &str, rust_log: &str, envs: &[(&str, &str)]) -> Server {
+    let mail = MailDir::new();
     let mut child = Process::new(BIN)
         .arg("serve")
+        .env("GATEHOUSE_MAIL_DIR", mail.path())
+        .envs(envs.iter().copied())
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
         .env("GATEHOUSE_DATABASE_URL", url)
         // These tests sign many users up from one address.
@@ -508,7 +524,12 @@ pub fn serve(url: &str, rust_log: &str) -> Server {
             log.push('\n');
         }
     });
-    Server { child, addr, log }
+    Server {
+        child,
+        addr,
+        mail,
+        log,
+    }
 }
 
 impl Server {

@@ -19,6 +19,7 @@ export async function startGatehouse(env = {}) {
       ...process.env,
       GATEHOUSE_LISTEN: "127.0.0.1:0",
       GATEHOUSE_DATABASE_URL: `sqlite://${join(dir, "gatehouse.db")}?mode=rwc`,
+      GATEHOUSE_MAIL_DIR: join(dir, "mail"),
       // Cheap hashing and no sign-up limit: these tests register many users.
       GATEHOUSE_ARGON2_MEMORY_KIB: "8192",
       GATEHOUSE_ARGON2_ITERATIONS: "1",
@@ -42,6 +43,8 @@ export async function startGatehouse(env = {}) {
   return {
     origin,
     url: `${origin}/graphql`,
+    // Where the e-mails it sends land, as .eml files.
+    mailDir: join(dir, "mail"),
     log,
     async stop() {
       child.kill("SIGTERM");

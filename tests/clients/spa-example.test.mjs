@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import WebSocket from "ws";
 import { startGatehouse } from "./gatehouse.mjs";
-import { EXAMPLE, MANIFEST, PASSWORD, email, sleep } from "./support.mjs";
+import { EXAMPLE, MANIFEST, PASSWORD, email, sleep, tokenFromMail } from "./support.mjs";
 
 const { GatehouseClient, ReauthenticationRequired, SignedOut } = await import(
   resolve(EXAMPLE, "dist/client.js")
@@ -75,6 +75,40 @@ describe("the SPA example", () => {
     } finally {
       recorder.restore();
     }
+  });
+
+  test("verifies the address and resets a forgotten password through the e-mails", async () => {
+    const signOuts = [];
+    const client = new GatehouseClient({
+      endpoint: server.url,
+      onSignedOut: (reason) => signOuts.push(reason),
+      refreshMarginMs: 1_000,
+    });
+    const address = email("spa-recovery");
+    await client.register(address, PASSWORD);
+    assert.equal((await client.me()).user.emailVerified, false);
+    // "Verify your address": the link from the sign-up e-mail.
+    const verify = await tokenFromMail(server.mailDir, address, "ghv_");
+    assert.equal(GatehouseClient.tokenFrom(`?token=${verify}`), verify);
+    assert.equal(await client.verifyEmail(verify), address);
+    assert.equal((await client.me()).user.emailVerified, true);
+    assert.equal(await client.resendVerificationEmail(), false);
+
+    // "Forgot password", from a signed-out tab.
+    const other = new GatehouseClient({ endpoint: server.url, onSignedOut: () => {} });
+    await other.requestPasswordReset(address);
+    await other.requestPasswordReset(email("nobody"));
+    const reset = await tokenFromMail(server.mailDir, address, "ghr_");
+    assert.equal(await other.resetPassword(reset, "a brand new passphrase"), address);
+    // The signed-in tab is signed out, and says why.
+    await assert.rejects(client.me(), (e) => e instanceof SignedOut && e.reason === "PASSWORD_RESET");
+    assert.deepEqual(signOuts, ["PASSWORD_RESET"]);
+    await other.login(address, "a brand new passphrase");
+    await assert.rejects(
+      other.resetPassword(reset, "another passphrase"),
+      (e) => e.code === "INVALID_RESET_TOKEN",
+    );
+    other.forget();
   });
 
   test("lets an idle user's session lapse without refreshing it", async () => {

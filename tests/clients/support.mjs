@@ -2,7 +2,8 @@
 // unique e-mails, and a fetch that behaves like a browser page on another
 // origin (it sends Origin and keeps cookies).
 import { createHash } from "node:crypto";
-import { resolve } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 
 export const PASSWORD = "correct horse battery staple";
 export const EXAMPLE = resolve(import.meta.dirname, "../../examples/spa-client");
@@ -17,6 +18,31 @@ export const email = (who) => `${who}-${process.pid}-${++counter}@example.com`;
 export const sha256 = (text) => createHash("sha256").update(text).digest("hex");
 
 export const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * Waits for the `nth` (from 1) `.eml` file the server wrote to `to`, and
+ * returns the `prefix` token (`ghr_`, `ghv_`) in its link, as a user would
+ * click it.
+ */
+export async function tokenFromMail(mailDir, to, prefix, nth = 1) {
+  const pattern = new RegExp(`${prefix}[A-Za-z0-9_-]{43}`);
+  for (let waited = 0; waited < 20_000; waited += 50) {
+    let files = [];
+    try {
+      files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
+    } catch {}
+    const messages = files
+      // Undo quoted-printable soft line breaks, which may split the link.
+      .map((f) => readFileSync(join(mailDir, f), "utf8").replace(/=\r?\n/g, ""))
+      .filter((text) => new RegExp(`^To: .*${to.replace(/[.+]/g, "\\$&")}`, "m").test(text))
+      .map((text) => text.match(pattern)?.[0])
+      .filter(Boolean);
+    const tokens = [...new Set(messages)];
+    if (tokens.length >= nth) return tokens[nth - 1];
+    await sleep(50);
+  }
+  throw new Error(`no ${prefix} message for ${to} in ${mailDir}`);
+}
 
 /**
  * A fetch as a page served from `origin` makes it with

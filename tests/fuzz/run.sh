@@ -11,7 +11,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 url="http://127.0.0.1:$port/graphql"
 
 GATEHOUSE_LISTEN="127.0.0.1:$port" \
-GATEHOUSE_DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc" \
+GATEHOUSE_DATABASE_URL="sqlite://$work/fuzz.db?mode=rwc" GATEHOUSE_MAIL_DIR="$work/mail" \
 GATEHOUSE_LOGIN_MAX_FAILURES=1000000 GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP=1000000 \
 GATEHOUSE_REGISTER_MAX_PER_IP=1000000 \
   "$bin" serve >"$work/server.log" 2>&1 &

@@ -1,9 +1,11 @@
 //! A sign-in for an unknown e-mail must be indistinguishable from a wrong
-//! password: same code, same message, same time.
+//! password, and a reset request for an unknown e-mail from one for an
+//! account: same code, same message, same time.
 
 use std::time::{Duration, Instant};
 
 use crate::helpers::{TestApp, TestDatabase, spawn_app_on};
+use crate::mailbox::Inbox;
 
 const TRIES: usize = 31;
 
@@ -69,5 +71,60 @@ async fn time_failed_login(app: &TestApp, email: &str) -> Duration {
     let reply = app.login(email, "a wrong password").await;
     let took = started.elapsed();
     assert_eq!(reply.code(), "INVALID_CREDENTIALS");
+    took
+}
+
+#[tokio::test]
+async fn reset_requests_take_the_same_time_for_unknown_and_known_addresses() {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_on(database, |s| {
+        s.login_limits.mail_max_per_ip = 10_000;
+    })
+    .await;
+    let mut rounds = Vec::new();
+    for round in 0..3 {
+        let mut known = Vec::new();
+        for _ in 0..TRIES {
+            known.push(app.signed_in_user().await.0);
+        }
+        let (mut unknown_times, mut known_times) = (Vec::new(), Vec::new());
+        for (i, email) in known.iter().enumerate() {
+            let nobody = format!("nobody-reset-{round}-{i}@example.com");
+            if i % 2 == 0 {
+                unknown_times.push(time_reset_request(&app, &nobody).await);
+                known_times.push(time_reset_request(&app, email).await);
+            } else {
+                known_times.push(time_reset_request(&app, email).await);
+                unknown_times.push(time_reset_request(&app, &nobody).await);
+            }
+        }
+        let (unknown, known) = (median(unknown_times), median(known_times));
+        let (low, high) = (unknown.min(known), unknown.max(known));
+        let difference = (high - low).as_secs_f64() / high.as_secs_f64();
+        eprintln!("round {round}: unknown e-mail {unknown:?}, account {known:?}");
+        if difference <= 0.20 {
+            // And the accounts did get their messages.
+            app.mail.wait_for(2 * TRIES * (round + 1)).await;
+            return;
+        }
+        rounds.push(format!(
+            "{:.0}% (unknown e-mail {unknown:?}, account {known:?})",
+            difference * 100.0
+        ));
+    }
+    panic!("medians differ by more than 20% in every round: {rounds:?}");
+}
+
+async fn time_reset_request(app: &TestApp, email: &str) -> Duration {
+    let started = Instant::now();
+    let reply = app
+        .graphql(
+            "mutation($email: String!) { requestPasswordReset(input: {email: $email}) }",
+            serde_json::json!({ "email": email }),
+            None,
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(reply.data("requestPasswordReset"), true);
     took
 }

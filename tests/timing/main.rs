@@ -7,6 +7,9 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
+#[path = "../api/mailbox.rs"]
+mod mailbox;
+#[allow(dead_code)]
 #[path = "../api/operations.rs"]
 mod operations;
 

@@ -5,6 +5,7 @@ import { print } from "graphql";
 import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
+  ChangeEmailDocument,
   DeleteAccountDocument,
   LoginDocument,
   LogoutDocument,
@@ -12,9 +13,13 @@ import {
   ReauthenticateDocument,
   RefreshSessionDocument,
   RegisterDocument,
+  RequestPasswordResetDocument,
+  ResendVerificationEmailDocument,
+  ResetPasswordDocument,
   RevokeOtherSessionsDocument,
   RevokeSessionDocument,
   SessionStatusDocument,
+  VerifyEmailDocument,
   type MeQuery,
   type SessionStatusSubscription,
 } from "./gql/graphql.js";
@@ -25,7 +30,9 @@ export type SignOutReason =
   | "INVALID_TOKEN"
   | "IDLE_TIMEOUT"
   | "ABSOLUTE_TIMEOUT"
-  | "REVOKED";
+  | "REVOKED"
+  | "SESSION_LIMIT"
+  | "PASSWORD_RESET";
 
 /** Thrown when the server ends (or never had) the session. */
 export class SignedOut extends Error {
@@ -70,6 +77,10 @@ export function explain(reason: SignOutReason): string {
       return "Your session reached its time limit. Please sign in again.";
     case "REVOKED":
       return "You were signed out, perhaps from another device.";
+    case "SESSION_LIMIT":
+      return "You were signed out because you signed in on too many devices.";
+    case "PASSWORD_RESET":
+      return "Your password was reset, so every session was signed out. Sign in with the new password.";
     case "INVALID_TOKEN":
     case "MISSING_TOKEN":
       return "Please sign in.";
@@ -190,6 +201,50 @@ export class GatehouseClient {
       await this.request(ReauthenticateDocument, { input: { password } });
       return operation();
     }
+  }
+
+  /**
+   * The "forgot password" screen: sends a reset link if an account has the
+   * address. The answer is the same either way, so say "if an account
+   * exists, we sent a link".
+   */
+  async requestPasswordReset(email: string): Promise<void> {
+    await this.request(RequestPasswordResetDocument, { input: { email } });
+  }
+
+  /**
+   * The page the reset link opens: sets the new password with the link's
+   * token. Every session of the account ends, this tab's too; sign in
+   * again with the returned address.
+   */
+  async resetPassword(token: string, newPassword: string): Promise<string> {
+    const { resetPassword } = await this.request(ResetPasswordDocument, {
+      input: { token, newPassword },
+    });
+    this.forget();
+    return resetPassword.email;
+  }
+
+  /** The page the verification link opens; works signed in or not. */
+  async verifyEmail(token: string): Promise<string> {
+    const { verifyEmail } = await this.request(VerifyEmailDocument, { input: { token } });
+    return verifyEmail.email;
+  }
+
+  /** "Send the link again"; false when the address is already verified. */
+  async resendVerificationEmail(): Promise<boolean> {
+    const { resendVerificationEmail } = await this.request(ResendVerificationEmailDocument, {});
+    return resendVerificationEmail;
+  }
+
+  /** Sends a link to the new address; the account moves when it is used. */
+  async changeEmail(password: string, newEmail: string): Promise<void> {
+    await this.request(ChangeEmailDocument, { input: { password, newEmail } });
+  }
+
+  /** The token in a reset or verification link's `?token=`. */
+  static tokenFrom(search: string): string | null {
+    return new URLSearchParams(search).get("token");
   }
 
   async logout(): Promise<void> {

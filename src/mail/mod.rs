@@ -1,0 +1,4 @@
+//! E-mail: what each message says, and how it leaves the node.
+
+pub mod templates;
+pub mod transport;

@@ -1,0 +1,168 @@
+//! The messages Gatehouse sends, each as plain text and HTML. Links come
+//! from the operator's URL templates, with `{token}` replaced.
+
+use std::time::Duration;
+
+use crate::domain::token::EmailToken;
+
+/// A rendered message, ready for the outbox.
+#[derive(Clone, Debug)]
+pub struct Letter {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The product's name and where its links point.
+#[derive(Clone, Debug)]
+pub struct Letters {
+    pub product: String,
+    /// `GATEHOUSE_RESET_URL`, with `{token}` in it.
+    pub reset_url: String,
+    /// `GATEHOUSE_VERIFY_URL`, with `{token}` in it.
+    pub verify_url: String,
+}
+
+/// What every link template must hold.
+pub const TOKEN_PLACEHOLDER: &str = "{token}";
+
+impl Letters {
+    /// The password-reset link, valid for `ttl`.
+    pub fn reset(&self, to: &str, token: &EmailToken, ttl: Duration) -> Letter {
+        let link = self.reset_url.replace(TOKEN_PLACEHOLDER, token.expose());
+        let product = &self.product;
+        let lifetime = humantime::format_duration(ttl);
+        self.letter(
+            to,
+            format!("Reset your {product} password"),
+            &[
+                format!("Someone asked to reset the password of your {product} account."),
+                format!("To choose a new password, open this link within {lifetime}:"),
+            ],
+            &link,
+            "Choose a new password",
+            "If it was not you, ignore this message: your password stays as it is. \
+             Using the link signs out every session of the account.",
+        )
+    }
+
+    /// The link that proves `to` reaches the account's owner.
+    pub fn verify(&self, to: &str, token: &EmailToken, ttl: Duration) -> Letter {
+        let link = self.verify_url.replace(TOKEN_PLACEHOLDER, token.expose());
+        let product = &self.product;
+        let lifetime = humantime::format_duration(ttl);
+        self.letter(
+            to,
+            format!("Verify your {product} e-mail address"),
+            &[
+                format!("Please confirm that {to} is the address of your {product} account."),
+                format!("Open this link within {lifetime}:"),
+            ],
+            &link,
+            "Verify this address",
+            "If you did not ask for this, ignore this message.",
+        )
+    }
+
+    /// Tells the old address that the account moved to `new`.
+    pub fn email_changed(&self, old: &str, new: &str) -> Letter {
+        let product = &self.product;
+        let text = format!(
+            "The e-mail address of your {product} account was changed from {old} to {new}.\n\n\
+             If it was not you, reset your password at once and contact support.\n"
+        );
+        let html = format!(
+            "<p>The e-mail address of your {} account was changed from {} to {}.</p>\
+             <p>If it was not you, reset your password at once and contact support.</p>",
+            escape(product),
+            escape(old),
+            escape(new)
+        );
+        Letter {
+            to: old.to_owned(),
+            subject: format!("Your {product} e-mail address was changed"),
+            text,
+            html,
+        }
+    }
+
+    fn letter(
+        &self,
+        to: &str,
+        subject: String,
+        lines: &[String],
+        link: &str,
+        action: &str,
+        footer: &str,
+    ) -> Letter {
+        let mut text = lines.join("\n");
+        text.push_str(&format!("\n\n{link}\n\n{footer}\n"));
+        let paragraphs: String = lines
+            .iter()
+            .map(|line| format!("<p>{}</p>", escape(line)))
+            .collect();
+        let html = format!(
+            "<!doctype html><html><body>{paragraphs}<p><a href=\"{href}\">{action}</a></p>\
+             <p>{href}</p><p>{footer}</p></body></html>",
+            href = escape(link),
+            action = escape(action),
+            footer = escape(footer),
+        );
+        Letter {
+            to: to.to_owned(),
+            subject,
+            text,
+            html,
+        }
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::Purpose;
+
+    fn letters() -> Letters {
+        Letters {
+            product: "Acme <ID>".into(),
+            reset_url: "https://app.example.com/reset?token={token}&x=1".into(),
+            verify_url: "https://app.example.com/verify/{token}".into(),
+        }
+    }
+
+    #[test]
+    fn the_link_carries_the_token_in_both_bodies() {
+        let token = EmailToken::generate(Purpose::Reset).unwrap();
+        let letter = letters().reset("ada@example.com", &token, Duration::from_secs(1800));
+        let link = format!("https://app.example.com/reset?token={}&x=1", token.expose());
+        assert!(letter.text.contains(&link));
+        assert!(letter.html.contains(&link.replace('&', "&amp;")));
+        assert!(letter.text.contains("30m"));
+        assert_eq!(letter.subject, "Reset your Acme <ID> password");
+    }
+
+    #[test]
+    fn html_escapes_what_it_quotes() {
+        let letter = letters().email_changed("a@example.com", "<b>@example.com");
+        assert!(letter.html.contains("Acme &lt;ID&gt;"));
+        assert!(letter.html.contains("&lt;b&gt;@example.com"));
+        assert!(!letter.html.contains("<b>"));
+    }
+}

@@ -1,0 +1,97 @@
+//! How a message leaves the node: SMTP from `GATEHOUSE_SMTP_URL`, or, with
+//! none set, an `.eml` file in `GATEHOUSE_MAIL_DIR` that a developer opens.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use entity::outbox;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// The longest one SMTP conversation may take; far below the outbox lease.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where messages go.
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Directory(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// Why a message was not delivered.
+#[derive(Debug)]
+pub struct Undelivered {
+    /// Retrying cannot help: the server or the address refused it for good.
+    pub permanent: bool,
+    /// For the log and `outbox.last_error`; it never holds the message.
+    pub reason: String,
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is set (`smtp://` with `?tls=required` for
+    /// STARTTLS, or `smtps://`), otherwise `.eml` files in `dir`.
+    pub fn new(smtp_url: Option<&str>, from: &str, dir: PathBuf) -> anyhow::Result<Self> {
+        let from: Mailbox = from
+            .parse()
+            .with_context(|| format!("GATEHOUSE_MAIL_FROM {from:?} is not an address"))?;
+        let route = match smtp_url {
+            Some(url) => Route::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .context("GATEHOUSE_SMTP_URL is not a valid smtp:// or smtps:// URL")?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(&dir).with_context(|| {
+                    format!("cannot create GATEHOUSE_MAIL_DIR {}", dir.display())
+                })?;
+                Route::Directory(AsyncFileTransport::new(dir))
+            }
+        };
+        Ok(Self { from, route })
+    }
+
+    /// Hands one queued message to the server (or the directory).
+    pub async fn send(&self, message: &outbox::Model) -> Result<(), Undelivered> {
+        let email = self.compose(message).map_err(|reason| Undelivered {
+            permanent: true,
+            reason,
+        })?;
+        match &self.route {
+            Route::Smtp(smtp) => smtp.send(email).await.map(drop).map_err(|e| Undelivered {
+                permanent: e.is_permanent(),
+                reason: e.to_string(),
+            }),
+            Route::Directory(files) => files.send(email).await.map(drop).map_err(|e| Undelivered {
+                permanent: false,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn compose(&self, message: &outbox::Model) -> Result<Message, String> {
+        let to: Mailbox = message
+            .recipient
+            .parse()
+            .map_err(|e| format!("recipient: {e}"))?;
+        let domain = self.from.email.domain().to_owned();
+        Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.subject.clone())
+            // The outbox id: a duplicate delivery would show as a repeated id.
+            .message_id(Some(format!("<{}@{domain}>", message.id)))
+            .multipart(MultiPart::alternative_plain_html(
+                message.body_text.clone(),
+                message.body_html.clone(),
+            ))
+            .map_err(|e| format!("message: {e}"))
+    }
+}

@@ -1,0 +1,92 @@
+//! The transactional outbox: each message is written in the same
+//! transaction as the change it announces (and the token it carries), so a
+//! rolled-back change sends nothing and a committed one loses nothing.
+//! The [`Courier`](crate::services::courier::Courier) delivers it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_orm::DatabaseTransaction;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::token::{EmailToken, Purpose};
+use crate::error::AppError;
+use crate::mail::templates::Letters;
+use crate::repo::{email_tokens, outbox};
+
+/// How long each kind of e-mailed token lives.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenLifetimes {
+    pub reset: Duration,
+    pub verify: Duration,
+}
+
+/// Queues messages in a caller's transaction, and wakes this node's
+/// courier once the caller has committed.
+#[derive(Clone)]
+pub struct Outbox {
+    letters: Arc<Letters>,
+    lifetimes: TokenLifetimes,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub fn new(letters: Letters, lifetimes: TokenLifetimes) -> Self {
+        Self {
+            letters: Arc::new(letters),
+            lifetimes,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// A new `purpose` token for the account, sent to `email` (for a
+    /// verification, its own address or the one it asked to move to),
+    /// replacing any older one of that purpose, and the message with its link.
+    pub async fn queue_link(
+        &self,
+        txn: &DatabaseTransaction,
+        purpose: Purpose,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let ttl = match purpose {
+            Purpose::Reset => self.lifetimes.reset,
+            Purpose::Verify => self.lifetimes.verify,
+        };
+        let token = EmailToken::generate(purpose).map_err(AppError::internal)?;
+        let expires_at = now + TimeDelta::from_std(ttl).map_err(AppError::internal)?;
+        email_tokens::replace(txn, user_id, &token, email, now, expires_at).await?;
+        let letter = match purpose {
+            Purpose::Reset => self.letters.reset(email, &token, ttl),
+            Purpose::Verify => self.letters.verify(email, &token, ttl),
+        };
+        outbox::insert(txn, letter, now).await?;
+        Ok(())
+    }
+
+    /// Tells the old address that the account moved.
+    pub async fn queue_email_changed(
+        &self,
+        txn: &DatabaseTransaction,
+        old: &str,
+        new: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        outbox::insert(txn, self.letters.email_changed(old, new), now).await?;
+        Ok(())
+    }
+
+    /// Call after committing: this node's courier sends at once instead of
+    /// at its next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the courier waits on.
+    pub fn woken(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}
