@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -16,6 +17,7 @@ use sea_orm::{
     TransactionTrait,
 };
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
@@ -96,6 +98,9 @@ impl Application {
             clock: clock.clone(),
             notifier: notifier.clone(),
             outbox: outbox.clone(),
+            live_reads: Arc::new(Semaphore::new(
+                (settings.database.db_max_connections as usize / 2).max(1),
+            )),
         };
         let recovery = Recovery {
             db: db.clone(),

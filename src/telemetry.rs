@@ -5,10 +5,19 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
+/// Libraries that log message contents (a WebSocket's `connection_init`
+/// holds a token) at debug and trace: never below info, whatever `RUST_LOG`.
+const QUIET: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
+
 /// Installs a stderr subscriber filtered by `RUST_LOG` (default `info`).
 pub fn init() {
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    for directive in QUIET {
+        if let Ok(directive) = directive.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // A second init (as in tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -23,9 +23,20 @@ use crate::services::recovery::Recovery;
 
 /// What the guard decided about this request.
 fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
-    ctx.data::<Arc<RequestContext>>()
-        .map(Arc::as_ref)
-        .map_err(|e| AppError::internal(anyhow::anyhow!("request context missing: {}", e.message)))
+    if let Some(request) = ctx.data_opt::<Arc<RequestContext>>() {
+        return Ok(request);
+    }
+    // A WebSocket connection carries its session, and no request: only
+    // subscriptions run there.
+    if ctx.data_opt::<CurrentSession>().is_some() {
+        return Err(AppError::BadRequest(
+            "Only subscriptions run over the WebSocket; send queries and mutations over HTTP"
+                .into(),
+        ));
+    }
+    Err(AppError::internal(anyhow::anyhow!(
+        "request context missing"
+    )))
 }
 
 /// The request and its session, or `UNAUTHENTICATED`/`MISSING_TOKEN`. (The

@@ -3,22 +3,26 @@
 //! Browsers apply no CORS to WebSocket handshakes, so the cookie counts
 //! only when `Origin` is one of `GATEHOUSE_CORS_ORIGINS`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::Data;
+use async_graphql::futures_util::stream::SplitSink;
 use async_graphql::futures_util::{SinkExt, StreamExt, future};
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use tokio::sync::Semaphore;
+use serde::Deserialize;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::context::CurrentSession;
@@ -31,6 +35,22 @@ use crate::session_cookie::SessionCookie;
 
 /// How long a connection may go without `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Operations one connection may run at once. An app needs one
+/// `sessionStatus`; graphql-ws clients share a connection among a tab's.
+pub const MAX_OPERATIONS: usize = 8;
+/// The longest one message may take to leave; a peer that does not read
+/// is cut off.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the server pings, and checks for an idle connection.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long an initialised connection may run nothing before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections from one client address (an IPv6 /64) that have not sent
+/// `connection_init` yet.
+pub const MAX_PENDING_PER_ADDRESS: usize = 16;
+/// What may wait to be sent on one connection (pongs included) before it
+/// is cut off.
+const MAX_WRITE_BUFFER: usize = 64 * 1024;
 
 /// What the WebSocket endpoint needs.
 #[derive(Clone)]
@@ -49,7 +69,9 @@ pub struct Limits {
     node: Arc<Semaphore>,
     /// Connections one session may hold at once (its tabs).
     per_session: usize,
-    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+    open: Places<Uuid>,
+    /// Connections per client address still waiting for `connection_init`.
+    pending: Places<IpAddr>,
 }
 
 impl Limits {
@@ -57,43 +79,88 @@ impl Limits {
         Self {
             node: Arc::new(Semaphore::new(node)),
             per_session,
-            open: Arc::default(),
+            open: Places::default(),
+            pending: Places::default(),
+        }
+    }
+
+    /// A place for one more connection from `address` before its
+    /// `connection_init`, held until then.
+    fn pending(&self, address: Option<IpAddr>) -> Option<Option<Place<IpAddr>>> {
+        match address {
+            Some(address) => self
+                .pending
+                .take(network(address), MAX_PENDING_PER_ADDRESS)
+                .map(Some),
+            None => Some(None),
         }
     }
 
     /// A place for one more connection of `session`, held until dropped.
-    fn take(&self, session: Uuid) -> Option<SessionSlot> {
-        let mut open = self.open.lock().ok()?;
-        let count = open.entry(session).or_default();
-        if *count >= self.per_session {
+    fn take(&self, session: Uuid) -> Option<Place<Uuid>> {
+        self.open.take(session, self.per_session)
+    }
+}
+
+/// Counted places per key, each given back when its [`Place`] is dropped.
+struct Places<K>(Arc<Mutex<HashMap<K, usize>>>);
+
+impl<K> Clone for Places<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K> Default for Places<K> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<K: Eq + Hash + Copy> Places<K> {
+    fn take(&self, key: K, max: usize) -> Option<Place<K>> {
+        let mut counts = lock(&self.0);
+        let count = counts.entry(key).or_default();
+        if *count >= max {
             return None;
         }
         *count += 1;
-        Some(SessionSlot {
-            session,
-            open: self.open.clone(),
+        Some(Place {
+            key,
+            places: self.clone(),
         })
     }
 }
 
-/// One connection's place among its session's; freed with the connection.
-struct SessionSlot {
-    session: Uuid,
-    open: Arc<Mutex<HashMap<Uuid, usize>>>,
+/// One connection's place; freed when it is dropped.
+struct Place<K: Eq + Hash> {
+    key: K,
+    places: Places<K>,
 }
 
-impl Drop for SessionSlot {
+impl<K: Eq + Hash> Drop for Place<K> {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.open.lock()
-            && let Some(count) = open.get_mut(&self.session)
-        {
+        let mut counts = lock(&self.places.0);
+        if let Some(count) = counts.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.session);
+                counts.remove(&self.key);
             }
         }
     }
 }
+
+/// An IPv4 address, or the /64 of an IPv6 one.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+/// The one subprotocol served: graphql-ws's, as Apollo Client and urql
+/// speak it. The legacy `subscriptions-transport-ws` is refused.
+const GRAPHQL_TRANSPORT_WS: &str = "graphql-transport-ws";
 
 /// Why a connection was closed at `connection_init`, and with which code.
 struct Refusal {
@@ -117,8 +184,10 @@ pub async fn upgrade_or_next(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.split(',')
-                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+                .map(str::trim)
+                .find(|p| *p == GRAPHQL_TRANSPORT_WS)
         })
+        .and_then(|p| WebSocketProtocols::from_str(p).ok())
     else {
         return (
             StatusCode::BAD_REQUEST,
@@ -138,9 +207,21 @@ pub async fn upgrade_or_next(
         )
             .into_response();
     };
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let Some(pending) = sockets.limits.pending(address) else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "10")],
+            "Too many connections from this address are waiting for connection_init",
+        )
+            .into_response();
+    };
     let cookie = cookie_token(&sockets, &parts.headers);
     upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .protocols([GRAPHQL_TRANSPORT_WS])
         // tungstenite's defaults (128 KiB read buffer, large frames) would
         // cost 150 KiB per idle connection; a subscriber sends a few
         // hundred bytes, and no message may be larger than an HTTP body.
@@ -148,40 +229,98 @@ pub async fn upgrade_or_next(
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            serve(socket, sockets, protocol, cookie).await;
+            serve(socket, sockets, protocol, cookie, pending).await;
             drop(permit);
         })
+}
+
+/// What one connection has said so far, read by its input filter, its
+/// output filter and its loop.
+#[derive(Default)]
+struct Conversation {
+    /// `connection_init` was accepted.
+    accepted: bool,
+    /// The operations running, by id.
+    active: HashSet<String>,
+    /// The reason a subscription ended the session with, if one did.
+    ended: Option<String>,
+    /// A breach of the protocol or a limit: close with this.
+    breach: Option<(u16, String)>,
+    /// The input failed (a message over the size limit, a broken frame).
+    broken: bool,
+    /// Since when no operation has run.
+    idle_since: Option<Instant>,
+}
+
+/// graphql-ws's envelope: enough to follow the operations.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    #[serde(default)]
+    payload: serde_json::Value,
 }
 
 /// Runs one connection. A refused `connection_init` closes it with 4403
 /// (graphql-ws's Forbidden) and the reason, or 4429 past the session's
 /// limit, where async-graphql would send a generic 1002; no
-/// `connection_init` within [`INIT_TIMEOUT`] closes it with 4408.
+/// `connection_init` within [`INIT_TIMEOUT`] closes it with 4408. Beyond
+/// the protocol: at most [`MAX_OPERATIONS`] at once, every send bounded in
+/// time, a ping every [`KEEPALIVE`], and the connection closed with 4403
+/// once its session has ended, or after [`IDLE_TIMEOUT`] with nothing to run.
 async fn serve(
     socket: WebSocket,
     sockets: Sockets,
     protocol: WebSocketProtocols,
     cookie: Option<String>,
+    pending: Option<Place<IpAddr>>,
 ) {
+    let state = Arc::new(Mutex::new(Conversation::default()));
+    let breached = Arc::new(Notify::new());
     let refused = Arc::new(OnceLock::<Refusal>::new());
-    let initialised = Arc::new(AtomicBool::new(false));
+    let pending = Arc::new(Mutex::new(Some(pending)));
     let (mut sink, stream) = socket.split();
+    let (on_input, on_breach) = (state.clone(), breached.clone());
     let input = stream
-        .take_while(|message| future::ready(message.is_ok()))
-        .filter_map(|message| {
-            future::ready(match message {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => Some(message.into_data()),
-                _ => None,
-            })
+        .take_while(move |message| {
+            if message.is_err() {
+                lock(&on_input).broken = true;
+                on_breach.notify_one();
+            }
+            future::ready(message.is_ok())
+        })
+        .filter_map({
+            let (state, breached) = (state.clone(), breached.clone());
+            move |message| {
+                future::ready(match message {
+                    Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                        let data = message.into_data();
+                        let mut state = lock(&state);
+                        match admit(&mut state, &data) {
+                            None => Some(data),
+                            Some(breach) => {
+                                state.breach = Some(breach);
+                                breached.notify_one();
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
+                })
+            }
         });
     let auth = sockets.auth.clone();
     let limits = sockets.limits.clone();
     let on_refusal = refused.clone();
-    let on_init = initialised.clone();
+    let on_init = (state.clone(), pending.clone());
+    let watched = state.clone();
     let mut output = async_graphql::http::WebSocket::new(sockets.executor, input, protocol)
         .on_connection_init(move |payload| async move {
-            on_init.store(true, Ordering::Relaxed);
+            // No longer a stranger: the address's pending place is free.
+            lock(&on_init.1).take();
             let session = verify(&auth, payload_token(&payload).or(cookie)).await;
             match session {
                 Ok(current) => {
@@ -192,6 +331,9 @@ async fn serve(
                         });
                         return Err("Too many connections for this session".into());
                     };
+                    let mut state = lock(&on_init.0);
+                    state.accepted = true;
+                    state.idle_since = Some(Instant::now());
                     let mut data = Data::default();
                     data.insert(current);
                     // Lives as long as the connection.
@@ -210,8 +352,11 @@ async fn serve(
                 Err(err) => Err(err.into()),
             }
         })
-        .map(|message| match message {
-            WsMessage::Text(text) => Message::Text(text.into()),
+        .map(move |message| match message {
+            WsMessage::Text(text) => {
+                follow(&mut lock(&watched), &text);
+                Message::Text(text.into())
+            }
             WsMessage::Close(code, reason) => {
                 let (code, reason) = match refused.get() {
                     Some(refusal) if code == 1002 => (refusal.code, refusal.reason.to_owned()),
@@ -223,28 +368,140 @@ async fn serve(
                 }))
             }
         });
-    let deadline = tokio::time::sleep(INIT_TIMEOUT);
-    tokio::pin!(deadline);
-    loop {
+    let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
+    let close = loop {
         tokio::select! {
             message = output.next() => match message {
                 Some(message) => {
-                    if sink.send(message).await.is_err() {
-                        break;
+                    if !send(&mut sink, message).await {
+                        break None;
+                    }
+                    let state = lock(&state);
+                    if let Some(reason) = state.ended.as_ref().filter(|_| state.active.is_empty()) {
+                        break Some((4403, reason.clone()));
                     }
                 }
-                None => break,
+                None => break None,
             },
-            () = &mut deadline, if !initialised.load(Ordering::Relaxed) => {
-                let close = CloseFrame {
-                    code: 4408,
-                    reason: "Connection initialisation timeout".into(),
+            () = breached.notified() => {
+                let mut state = lock(&state);
+                if let Some(breach) = state.breach.take() {
+                    break Some(breach);
+                }
+                if state.broken {
+                    break Some((1009, "Message too big or malformed".into()));
+                }
+            }
+            () = &mut init_deadline, if !lock(&state).accepted => {
+                break Some((4408, "Connection initialisation timeout".into()));
+            }
+            _ = keepalive.tick() => {
+                let idle = {
+                    let state = lock(&state);
+                    state.idle_since.is_some_and(|since| since.elapsed() >= IDLE_TIMEOUT)
                 };
-                let _ = sink.send(Message::Close(Some(close))).await;
-                break;
+                if idle {
+                    break Some((1000, "No active subscription".into()));
+                }
+                if !send(&mut sink, Message::Ping(Default::default())).await {
+                    break None;
+                }
             }
         }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        send(&mut sink, Message::Close(Some(frame))).await;
     }
+}
+
+/// Sends one message within [`SEND_TIMEOUT`]; false if the peer is gone
+/// or does not read.
+async fn send(sink: &mut SplitSink<WebSocket, Message>, message: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Checks a client message against the protocol and the limits; the
+/// breach, if any, with its close code.
+fn admit(state: &mut Conversation, data: &[u8]) -> Option<(u16, String)> {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(data) else {
+        return None; // async-graphql answers malformed messages itself
+    };
+    let id = envelope.id.unwrap_or_default();
+    match envelope.kind.as_str() {
+        "subscribe" if !state.accepted => Some((4401, "Unauthorized".into())),
+        "subscribe" if state.active.contains(&id) => Some((
+            4409,
+            format!("Subscriber for {} already exists", truncate(&id)),
+        )),
+        "subscribe" if state.active.len() >= MAX_OPERATIONS => {
+            Some((4429, "TOO_MANY_OPERATIONS".into()))
+        }
+        "subscribe" => {
+            state.active.insert(id);
+            state.idle_since = None;
+            None
+        }
+        "complete" => {
+            finished(state, &id);
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Follows the server's messages: an operation that completes or fails is
+/// no longer active, and `ENDED` means the connection's session is over.
+fn follow(state: &mut Conversation, text: &str) {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
+        return;
+    };
+    let id = envelope.id.unwrap_or_default();
+    match envelope.kind.as_str() {
+        "complete" | "error" => finished(state, &id),
+        "next" => {
+            let ended = envelope.payload["data"]
+                .as_object()
+                .into_iter()
+                .flat_map(|fields| fields.values())
+                .find(|status| status["kind"] == "ENDED");
+            if let Some(status) = ended {
+                let reason = status["reason"].as_str().unwrap_or("REVOKED");
+                state.ended = Some(reason.to_owned());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn finished(state: &mut Conversation, id: &str) {
+    state.active.remove(id);
+    if state.active.is_empty() && state.accepted {
+        state.idle_since = Some(Instant::now());
+    }
+}
+
+/// An id as echoed in a close reason, which may hold at most 123 bytes.
+fn truncate(id: &str) -> &str {
+    let mut end = id.len().min(64);
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    &id[..end]
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The session a connection's token names, verified now. Passive: a

@@ -1,9 +1,12 @@
 //! Sign-up, sign-in and everything done with a session. Every use case is
 //! judged at the request's one instant, `now`, taken by the guard.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{security_event, session};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr, TransactionTrait};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::clock::Clock;
@@ -50,6 +53,9 @@ pub struct AuthService {
     pub notifier: SessionNotifier,
     /// Where e-mails are queued, in the transaction that causes them.
     pub outbox: Outbox,
+    /// Live subscriptions' reads at once: at most half the pool, so that
+    /// many timers firing together never starve the requests.
+    pub live_reads: Arc<Semaphore>,
 }
 
 /// A new session and the token that is its only key, returned once.
@@ -255,6 +261,11 @@ impl AuthService {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<SessionState, AppError> {
+        let _permit = self
+            .live_reads
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         let Some(session) = sessions::find(&self.db, id).await? else {
             return Ok(SessionState::Ended(AuthFailure::InvalidToken));
         };

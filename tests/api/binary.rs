@@ -6,6 +6,10 @@ use std::process::Command;
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
 use crate::helpers::{BIN, serve, serve_with, signal, sqlite_url};
 use crate::mailbox::{Inbox, SmtpServer};
 
@@ -293,9 +297,37 @@ async fn trace_logs_hold_no_token_password_or_hash() {
         .post(json!({ "query": "{ me { user { id } } }" }), Some(&other))
         .await;
     assert_eq!(status, 401);
+    let (_, body) = server.post(login(second), None).await;
+    let other_live = body["data"]["login"]["token"].as_str().unwrap().to_owned();
     server
         .post(json!({ "query": "mutation { logout }" }), Some(&token))
         .await;
+    // A live subscription: its connection_init carries the token.
+    let mut request = format!("ws://{}/graphql", server.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    for message in [
+        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {other_live}") } }),
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { sessionStatus { kind } }" } }),
+    ] {
+        socket
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+    let mut kinds = String::new();
+    while !kinds.contains("CURRENT") {
+        let Some(Ok(Message::Text(text))) = socket.next().await else {
+            panic!("the subscription did not answer");
+        };
+        kinds.push_str(&text);
+    }
+    drop(socket);
     // Recovery: the verification and reset tokens travel only by e-mail.
     let verify = server
         .mail
@@ -343,7 +375,7 @@ async fn trace_logs_hold_no_token_password_or_hash() {
         second.to_owned(),
         third.to_owned(),
     ];
-    for token in [&token, &other, &verify, &reset] {
+    for token in [&token, &other, &other_live, &verify, &reset] {
         secrets.push(token.clone());
         secrets.push(token["gth_".len()..].to_owned());
     }

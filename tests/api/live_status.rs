@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::{TestApp, TestDatabase, spawn_app_on};
+use crate::helpers::{TestApp, TestDatabase, serve, spawn_app_on, sqlite_url};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -302,4 +302,212 @@ async fn trusted_documents_mode_runs_only_manifest_subscriptions() {
         answer.to_string().contains("DOCUMENT_NOT_TRUSTED"),
         "{answer}"
     );
+}
+
+impl Live {
+    async fn send(&mut self, message: Value) {
+        self.0
+            .send(Message::text(message.to_string()))
+            .await
+            .unwrap();
+    }
+
+    /// The close frame the server ends the connection with, skipping
+    /// whatever comes before it.
+    async fn closed(&mut self) -> Closed {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.0.next())
+                .await
+                .expect("closed in time")
+            {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Closed(frame.code.into(), frame.reason.to_string());
+                }
+                Some(Ok(_)) => {}
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    }
+}
+
+fn subscribe(id: &str, query: &str) -> Value {
+    json!({ "id": id, "type": "subscribe", "payload": { "query": query } })
+}
+
+const STATUS: &str = "subscription { sessionStatus { kind reason } }";
+
+#[tokio::test]
+async fn the_connection_closes_with_the_reason_once_its_session_ends() {
+    let app = app_with(TestDatabase::create().await, 60, 5).await;
+    let (_, token, _) = app.signed_in_user().await;
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    live.subscribe().await;
+    assert_eq!(
+        live.next(Duration::from_secs(2)).await.unwrap()["kind"],
+        "CURRENT"
+    );
+    app.graphql("mutation { logout }", json!({}), Some(&token))
+        .await
+        .data("logout");
+    let ended = live.next(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(ended["reason"], "REVOKED");
+    assert_eq!(live.next(Duration::from_secs(2)).await, None);
+    // The socket's session is over: the connection goes too, and its place.
+    assert_eq!(live.closed().await, Closed(4403, "REVOKED".into()));
+}
+
+#[tokio::test]
+async fn protocol_breaches_and_extra_operations_close_the_connection() {
+    let app = app_with(TestDatabase::create().await, 60, 5).await;
+    let (_, token, _) = app.signed_in_user().await;
+
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    live.send(subscribe("a", STATUS)).await;
+    live.send(subscribe("a", STATUS)).await;
+    assert_eq!(
+        live.closed().await,
+        Closed(4409, "Subscriber for a already exists".into())
+    );
+
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    for id in 0..=8 {
+        live.send(subscribe(&id.to_string(), STATUS)).await;
+    }
+    assert_eq!(
+        live.closed().await,
+        Closed(4429, "TOO_MANY_OPERATIONS".into())
+    );
+
+    // Before connection_init, nothing runs.
+    let mut request = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut early = Live(socket);
+    early.send(subscribe("1", STATUS)).await;
+    assert_eq!(early.closed().await, Closed(4401, "Unauthorized".into()));
+
+    // The legacy subscriptions-transport-ws protocol is not served.
+    let mut legacy = format!("ws://{}/graphql", app.addr)
+        .into_client_request()
+        .unwrap();
+    legacy
+        .headers_mut()
+        .insert("sec-websocket-protocol", "graphql-ws".parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(legacy).await.unwrap_err();
+    assert!(refused.to_string().contains("400"), "{refused}");
+}
+
+#[tokio::test]
+async fn queries_and_mutations_over_the_socket_are_refused_and_run_nothing() {
+    let app = app_with(TestDatabase::create().await, 60, 5).await;
+    let (_, token, _) = app.signed_in_user().await;
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    live.send(subscribe("1", "mutation { logout }")).await;
+    let answer = loop {
+        let Some(Ok(Message::Text(text))) = live.0.next().await else {
+            panic!("no answer");
+        };
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["type"] != "ping" {
+            break message;
+        }
+    };
+    let errors = if answer["type"] == "error" {
+        answer["payload"].clone()
+    } else {
+        answer["payload"]["errors"].clone()
+    };
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_REQUEST", "{answer}");
+    app.me(&token).await.data("me");
+}
+
+/// A peer that floods pings and never reads the pongs must cost the node
+/// neither memory nor, for long, a connection. The real binary, so that its
+/// memory is its own.
+#[tokio::test]
+async fn a_peer_that_floods_pings_and_never_reads_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&sqlite_url(&dir), "info");
+    let rss = || {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            / 1024
+    };
+    let before = rss();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A peer whose window closes at once, as a slow reader's would.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+    let handshake = format!(
+        "GET /graphql HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut response = [0u8; 1024];
+    let read = stream.read(&mut response).await.unwrap();
+    assert!(String::from_utf8_lossy(&response[..read]).starts_with("HTTP/1.1 101"));
+    // Masked pings with 125-byte bodies, never reading the pongs.
+    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+    ping.extend(std::iter::repeat_n(b'p' ^ 1, 125));
+    let burst: Vec<u8> = ping.repeat(1000);
+    let started = tokio::time::Instant::now();
+    let mut peak = 0;
+    let cut_off = loop {
+        let write = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&burst)).await;
+        peak = peak.max(rss().saturating_sub(before));
+        if matches!(write, Ok(Err(_))) {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(25) {
+            break false;
+        }
+    };
+    assert!(peak < 32, "the flood grew the node by {peak} MiB");
+    assert!(cut_off, "the server kept a peer that never reads");
+}
+
+#[tokio::test]
+async fn strangers_who_never_initialise_are_limited_per_address() {
+    let app = app_with(TestDatabase::create().await, 60, 5).await;
+    let mut waiting = Vec::new();
+    let handshake = || {
+        let mut request = format!("ws://{}/graphql", app.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(request)
+    };
+    for _ in 0..16 {
+        waiting.push(handshake().await.unwrap().0);
+    }
+    let refused = handshake().await.unwrap_err();
+    assert!(refused.to_string().contains("429"), "{refused}");
+    // A place is free again once one of them initialises.
+    let (_, token, _) = app.signed_in_user().await;
+    let mut first = Live(waiting.remove(0));
+    first
+        .send(json!({ "type": "connection_init", "payload": bearer(&token) }))
+        .await;
+    let Some(Ok(Message::Text(ack))) = first.0.next().await else {
+        panic!("no ack");
+    };
+    assert!(ack.contains("connection_ack"));
+    handshake().await.expect("a place came free");
 }
