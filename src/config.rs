@@ -401,8 +401,8 @@ impl LoginLimits {
             // Every sign-up counts, successful or not: what is limited is
             // account creation and what EMAIL_TAKEN reveals.
             registration: ThrottlePolicy::new(self.register_max_per_ip, hour, hour, hour),
-            mail_address: ThrottlePolicy::new(self.mail_max_per_address, hour, hour, hour),
-            mail_client: ThrottlePolicy::new(self.mail_max_per_ip, hour, hour, hour),
+            mail_address: ThrottlePolicy::rate(self.mail_max_per_address, hour),
+            mail_client: ThrottlePolicy::rate(self.mail_max_per_ip, hour),
         }
     }
 }

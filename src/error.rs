@@ -414,8 +414,10 @@ fn is_unavailable(err: &DbErr) -> bool {
                     ["08", "40", "57"]
                         .iter()
                         .any(|class| code.starts_with(class))
-                        || code == "5"
-                        || code == "6"
+                        // SQLite's extended codes: BUSY (5) and LOCKED (6)
+                        // in the low byte, e.g. 517, BUSY_SNAPSHOT.
+                        || (code.len() < 5
+                            && code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6)))
                 }),
                 _ => false,
             }

@@ -24,14 +24,12 @@ impl Email {
         let Some((local, domain)) = email.rsplit_once('@') else {
             return Err("email must look like name@example.com".into());
         };
-        if local.is_empty()
-            || local.len() > MAX_LOCAL_LEN
-            || domain.is_empty()
-            || domain.contains('@')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-        {
-            return Err("email must look like name@example.com".into());
+        if local.len() > MAX_LOCAL_LEN || !dot_atom(local, is_atom_char) || !domain_name(domain) {
+            return Err(
+                "email must look like name@example.com, in ASCII letters, digits and \
+                        . _ % + - (a domain in its xn-- form)"
+                    .into(),
+            );
         }
         Ok(Self(email))
     }
@@ -40,6 +38,29 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// RFC 5322's dot-atom: atoms of `atom` characters joined by single dots.
+/// No quoted local parts, comments or display names: what is stored is
+/// exactly the mailbox, and nothing a mail header could read otherwise.
+fn dot_atom(text: &str, atom: fn(u8) -> bool) -> bool {
+    !text.is_empty()
+        && text
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(atom))
+}
+
+fn is_atom_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// Letters, digits and inner hyphens, in dot-separated labels of at most
+/// 63 bytes. Internationalised domains come as their `xn--` form.
+fn domain_name(domain: &str) -> bool {
+    dot_atom(domain, |b| b.is_ascii_alphanumeric() || b == b'-')
+        && domain
+            .split('.')
+            .all(|label| label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-'))
 }
 
 impl fmt::Debug for Email {
@@ -71,15 +92,43 @@ mod tests {
             "a da@example.com",
             "ada\0@example.com",
             long.as_str(),
+            "\"x@corp.example\"<attacker@evil.test>",
+            "a@x,b@y.com",
+            "a@x>b@y.com",
+            "<script>@example.com",
+            "a\u{200b}da@example.com",
+            "ada..lovelace@example.com",
+            ".ada@example.com",
+            "ada@-example.com",
+            "ada@exa_mple.com",
         ] {
             assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
         }
     }
 
     #[test]
+    fn accepts_ordinary_addresses() {
+        for good in [
+            "ada@example.com",
+            "ada.lovelace+tag@mail.example.co.uk",
+            "o'brien@example.com",
+            "user_1%x@xn--bcher-kva.example",
+            "root@localhost",
+        ] {
+            assert!(Email::parse(good).is_ok(), "refused {good:?}");
+        }
+    }
+
+    #[test]
     fn accepts_the_longest_deliverable_address() {
         let local = "a".repeat(64);
-        let domain = format!("{}.com", "b".repeat(MAX_LEN - 64 - 1 - 4));
+        // Labels are at most 63 bytes: 63 + 1 + 63 + 1 + 57 + 4 = 189.
+        let domain = format!(
+            "{}.{}.{}.com",
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(57)
+        );
         let email = format!("{local}@{domain}");
         assert_eq!(email.len(), MAX_LEN);
         assert!(Email::parse(&email).is_ok());

@@ -22,6 +22,10 @@ pub struct ThrottlePolicy {
     pub lockout: TimeDelta,
     /// The longest lock.
     pub max_lockout: TimeDelta,
+    /// A plain rate (e-mails per hour): once a lock has passed, the count
+    /// starts again, so one request as each lock ends cannot keep a key
+    /// locked for ever.
+    pub forgets_after_lock: bool,
 }
 
 impl ThrottlePolicy {
@@ -38,6 +42,16 @@ impl ThrottlePolicy {
             window: delta(window),
             lockout: delta(lockout),
             max_lockout: delta(max_lockout),
+            forgets_after_lock: false,
+        }
+    }
+
+    /// `max` per `period`: the key locks for the rest of the period at the
+    /// limit, and starts afresh when the lock ends.
+    pub fn rate(max: u32, period: Duration) -> Self {
+        Self {
+            forgets_after_lock: true,
+            ..Self::new(max, period, period, period)
         }
     }
 
@@ -86,6 +100,9 @@ impl ThrottlePolicy {
         if let Some(until) = state.locked_until.filter(|until| *until > now) {
             return Admission::Refused(until);
         }
+        if self.forgets_after_lock && state.locked_until.is_some() {
+            return Admission::Admitted(self.count(now, 1, None));
+        }
         let quiet_since = state.locked_until.map_or(state.last_attempt_at, |until| {
             until.max(state.last_attempt_at)
         });
@@ -114,6 +131,33 @@ impl ThrottlePolicy {
             last_attempt_at: now,
             locked_until: lock.or(locked_until),
         }
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    /// One request as each lock ends must not keep a rate-limited key
+    /// locked: after a lock the count starts again.
+    #[test]
+    fn a_rate_starts_afresh_after_its_lock() {
+        let hour = Duration::from_secs(3600);
+        let policy = ThrottlePolicy::rate(5, hour);
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let mut state = None;
+        for _ in 0..5 {
+            let Admission::Admitted(next) = policy.admit(t0, state) else {
+                panic!("refused within the rate");
+            };
+            state = Some(next);
+        }
+        assert!(matches!(policy.admit(t0, state), Admission::Refused(_)));
+        let after = t0 + TimeDelta::hours(1);
+        let Admission::Admitted(next) = policy.admit(after, state) else {
+            panic!("still locked after the period");
+        };
+        assert_eq!((next.attempts, next.locked_until), (1, None));
     }
 }
 

@@ -84,7 +84,7 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's password.")] input: ReauthenticateInput,
     ) -> Result<ReauthenticatePayload> {
-        let (request, current) = verified(ctx)?;
+        let (request, current) = signed_in(ctx)?;
         let client = request.client.info();
         let proven = auth_service(ctx)?
             .reauthenticate(current, input.password, &client, request.now)

@@ -65,6 +65,33 @@ impl Letters {
         )
     }
 
+    /// Tells the current address that a move to `new` was asked for, and
+    /// how to stop it.
+    pub fn email_change_requested(&self, current: &str, new: &str) -> Letter {
+        let product = &self.product;
+        let text = format!(
+            "Someone signed in to your {product} account asked to change its e-mail address \
+             from {current} to {new}. It changes only when the link sent to {new} is used.\n\n\
+             If it was not you, reset your password now: that cancels the change and signs \
+             out every session.\n"
+        );
+        let html = format!(
+            "<p>Someone signed in to your {} account asked to change its e-mail address from \
+             {} to {}. It changes only when the link sent to the new address is used.</p>\
+             <p>If it was not you, reset your password now: that cancels the change and signs \
+             out every session.</p>",
+            escape(product),
+            escape(current),
+            escape(new)
+        );
+        Letter {
+            to: current.to_owned(),
+            subject: format!("A change of your {product} e-mail address was requested"),
+            text,
+            html,
+        }
+    }
+
     /// Tells the old address that the account moved to `new`.
     pub fn email_changed(&self, old: &str, new: &str) -> Letter {
         let product = &self.product;

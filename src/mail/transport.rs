@@ -65,10 +65,18 @@ impl Mailer {
             reason,
         })?;
         match &self.route {
-            Route::Smtp(smtp) => smtp.send(email).await.map(drop).map_err(|e| Undelivered {
-                permanent: e.is_permanent(),
-                reason: e.to_string(),
-            }),
+            // lettre's timeout covers connecting only: a server that then
+            // stalls must not hold this node's courier.
+            Route::Smtp(smtp) => match tokio::time::timeout(SMTP_TIMEOUT, smtp.send(email)).await {
+                Ok(sent) => sent.map(drop).map_err(|e| Undelivered {
+                    permanent: e.is_permanent(),
+                    reason: e.to_string(),
+                }),
+                Err(_) => Err(Undelivered {
+                    permanent: false,
+                    reason: format!("no answer within {}s", SMTP_TIMEOUT.as_secs()),
+                }),
+            },
             Route::Directory(files) => files.send(email).await.map(drop).map_err(|e| Undelivered {
                 permanent: false,
                 reason: e.to_string(),

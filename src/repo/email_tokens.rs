@@ -82,6 +82,26 @@ pub async fn consume_all(
     Ok(result.rows_affected)
 }
 
+/// Uses up every outstanding change of address of the user: verification
+/// tokens for any address but `current`. A new password must cancel a move
+/// that whoever knew the old one asked for.
+pub async fn consume_changes(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    current: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let result = email_token::Entity::update_many()
+        .col_expr(email_token::Column::ConsumedAt, Expr::value(now))
+        .filter(email_token::Column::UserId.eq(user_id))
+        .filter(email_token::Column::Purpose.eq(Purpose::Verify.as_str()))
+        .filter(email_token::Column::Email.ne(current))
+        .filter(email_token::Column::ConsumedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 /// Deletes tokens that expired before `before`; they can prove nothing.
 pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
     let result = email_token::Entity::delete_many()

@@ -23,7 +23,7 @@ use crate::error::{AppError, AuthFailure};
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::session_reader::SessionReader;
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::users;
+use crate::repo::{email_tokens, users};
 use crate::services::expiry;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
@@ -462,6 +462,8 @@ impl AuthService {
         let (user, keep) = (current.account.id, current.session.id);
         let policies = &self.rules.policies;
         users::change_password(&txn, user, hash, at).await?;
+        // A move of address asked for with the old password is cancelled.
+        email_tokens::consume_changes(&txn, user, &current.account.email, at).await?;
         sessions::set_authenticated(&txn, keep, policies, at).await?;
         let revoked =
             sessions::revoke_others(&txn, user, keep, policies, Revocation::PasswordChange, at)
@@ -513,6 +515,10 @@ impl AuthService {
         let user = current.account.id;
         self.outbox
             .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), at)
+            .await?;
+        // The current address hears of it now, while it can still act.
+        self.outbox
+            .queue_email_change_requested(&txn, &current.account.email, new_email.as_str(), at)
             .await?;
         txn.commit().await?;
         self.outbox.wake();

@@ -67,6 +67,19 @@ impl Outbox {
         Ok(())
     }
 
+    /// Tells the current address that a move to `new` was asked for.
+    pub async fn queue_email_change_requested(
+        &self,
+        txn: &DatabaseTransaction,
+        current: &str,
+        new: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let letter = self.letters.email_change_requested(current, new);
+        outbox::insert(txn, letter, now).await?;
+        Ok(())
+    }
+
     /// Tells the old address that the account moved.
     pub async fn queue_email_changed(
         &self,

@@ -27,6 +27,15 @@ use crate::session_notifier::{Notice, SessionNotifier};
 /// for every address alike.
 const PENDING_RESET_REQUESTS: usize = 256;
 
+/// The longest wait before a reset request is looked up.
+const MAX_JITTER_MS: u64 = 2_000;
+
+fn jitter() -> std::time::Duration {
+    let mut bytes = [0u8; 8];
+    let random = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
+    std::time::Duration::from_millis(random % MAX_JITTER_MS)
+}
+
 /// The recovery use cases.
 #[derive(Clone)]
 pub struct Recovery {
@@ -69,6 +78,9 @@ impl Recovery {
             .map_err(|_| AppError::Overloaded)?;
         let recovery = self.clone();
         tokio::spawn(async move {
+            // At a random moment, so the work a real account causes does
+            // not line up with the caller's next request.
+            tokio::time::sleep(jitter()).await;
             if let Err(err) = recovery.queue_reset(&email, now).await {
                 tracing::warn!(error = ?err, "password reset request not queued");
             }
@@ -105,7 +117,7 @@ impl Recovery {
         let token = EmailToken::parse(Purpose::Reset, token).ok_or(AppError::InvalidResetToken)?;
         let new_password = Password::parse_new(new_password).map_err(AppError::BadUserInput)?;
         // Checked before hashing, so a bad token costs no argon2 slot.
-        email_tokens::find_usable(&self.db, &token, now)
+        let stored = email_tokens::find_usable(&self.db, &token, now)
             .await?
             .ok_or(AppError::InvalidResetToken)?;
         if self.passwords.is_saturated() {
@@ -113,16 +125,14 @@ impl Recovery {
         }
         let hash = self.passwords.hash(new_password).await?;
         let txn = self.db.begin().await?;
-        // Read again in the transaction: it may have been used meanwhile.
-        let stored = email_tokens::find_usable(&txn, &token, now)
-            .await?
-            .ok_or(AppError::InvalidResetToken)?;
-        let user_id = stored.user_id;
-        users::lock(&txn, user_id).await?;
+        // The account's lock first (a write, so SQLite never upgrades a
+        // read); then the token is used up only if no one else did.
+        users::lock(&txn, stored.user_id).await?;
         if !email_tokens::consume(&txn, stored.id, now).await? {
             txn.rollback().await?;
             return Err(AppError::InvalidResetToken);
         }
+        let user_id = stored.user_id;
         let user = users::find_by_id(&txn, user_id)
             .await?
             .ok_or(AppError::InvalidResetToken)?;
@@ -132,6 +142,7 @@ impl Recovery {
             users::mark_verified(&txn, user_id, now).await?;
         }
         email_tokens::consume_all(&txn, user_id, Purpose::Reset, now).await?;
+        email_tokens::consume_changes(&txn, user_id, &user.email, now).await?;
         let revoked = sessions::revoke_all(
             &txn,
             user_id,
@@ -202,11 +213,11 @@ impl Recovery {
     ) -> Result<String, AppError> {
         let token =
             EmailToken::parse(Purpose::Verify, token).ok_or(AppError::InvalidVerificationToken)?;
-        let txn = self.db.begin().await?;
-        let stored = email_tokens::find_usable(&txn, &token, now)
+        let stored = email_tokens::find_usable(&self.db, &token, now)
             .await?
             .ok_or(AppError::InvalidVerificationToken)?;
         let user_id = stored.user_id;
+        let txn = self.db.begin().await?;
         users::lock(&txn, user_id).await?;
         if !email_tokens::consume(&txn, stored.id, now).await? {
             txn.rollback().await?;

@@ -156,7 +156,7 @@ async fn an_address_is_verified_through_the_email() {
         app.verify_email(&link).await.code(),
         "INVALID_VERIFICATION_TOKEN"
     );
-    // A reset token is not a verification token, nor the other way round.
+    // A verification token is not a reset token.
     assert_eq!(
         app.reset_password(&link, NEW_PASSWORD).await.code(),
         "INVALID_RESET_TOKEN"
@@ -233,6 +233,14 @@ async fn a_new_address_takes_effect_only_when_its_link_is_used() {
         .await;
     assert_eq!(change.data("changeEmail"), true);
     let link = app.mail.nth_to(&new, 1).await.token("ghv_");
+    // The current address hears of it at once, while it can still act.
+    let requested = app.mail.nth_to(&old, 3).await;
+    assert!(
+        requested.subject.contains("change"),
+        "{}",
+        requested.subject
+    );
+    assert!(requested.text.contains(&new));
     assert_eq!(app.user_of(&token).await["email"], old.as_str());
     assert_eq!(
         app.login(&new, PASSWORD).await.code(),
@@ -251,7 +259,7 @@ async fn a_new_address_takes_effect_only_when_its_link_is_used() {
         app.login(&old, PASSWORD).await.code(),
         "INVALID_CREDENTIALS"
     );
-    let notice = app.mail.nth_to(&old, 3).await;
+    let notice = app.mail.nth_to(&old, 4).await;
     assert!(notice.text.contains(&new), "{}", notice.text);
     assert_eq!(
         app.reset_password(&reset_link, NEW_PASSWORD).await.code(),
@@ -477,4 +485,89 @@ async fn two_nodes_deliver_each_message_exactly_once() {
     for email in &emails {
         assert_eq!(smtp.to(email).len(), 2, "{email}");
     }
+}
+
+/// Whoever knew the old password cannot finish a move of address once the
+/// owner has reset or changed it.
+#[tokio::test]
+async fn a_new_password_cancels_a_pending_change_of_address() {
+    let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
+    let steal = |token: String, to: &'static str| {
+        let app = &app;
+        async move {
+            let change = app
+                .graphql(
+                    CHANGE_EMAIL,
+                    json!({ "password": PASSWORD, "email": to }),
+                    Some(&token),
+                )
+                .await;
+            change.data("changeEmail");
+            app.mail.nth_to(to, 1).await.token("ghv_")
+        }
+    };
+
+    // The owner resets the password.
+    let (email, token, _) = app.signed_in_user().await;
+    let stolen = steal(token, "thief-one@evil.example").await;
+    app.request_reset(&email).await.data("requestPasswordReset");
+    let link = app.mail.nth_to(&email, 3).await.token("ghr_");
+    app.reset_password(&link, NEW_PASSWORD)
+        .await
+        .data("resetPassword");
+    assert_eq!(
+        app.verify_email(&stolen).await.code(),
+        "INVALID_VERIFICATION_TOKEN"
+    );
+
+    // The owner changes the password.
+    let (other, token, _) = app.signed_in_user().await;
+    let stolen = steal(token.clone(), "thief-two@evil.example").await;
+    let changed = app
+        .graphql(
+            "mutation($c: String!, $n: String!) { changePassword(input: {currentPassword: $c, newPassword: $n}) { revokedSessions } }",
+            json!({ "c": PASSWORD, "n": NEW_PASSWORD }),
+            Some(&token),
+        )
+        .await;
+    changed.data("changePassword");
+    assert_eq!(
+        app.verify_email(&stolen).await.code(),
+        "INVALID_VERIFICATION_TOKEN"
+    );
+    assert_eq!(app.user_of(&token).await["email"], other.as_str());
+    app.login(&email, NEW_PASSWORD).await.data("login");
+}
+
+/// A mail server that accepts connections and never answers must not hold
+/// the courier: each attempt gives up, and is retried.
+#[tokio::test]
+async fn a_mail_server_that_never_answers_does_not_stall_delivery() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            connections.push(socket);
+        }
+    });
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        s.mail.smtp_url = Some(format!("smtp://127.0.0.1:{port}").parse().unwrap());
+    })
+    .await;
+    app.signed_in_user().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(50);
+    loop {
+        let queued = outbox::Entity::find().all(&app.db).await.unwrap();
+        if queued.iter().any(|m| {
+            m.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("no answer"))
+        }) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{queued:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    held.abort();
 }
