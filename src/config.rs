@@ -30,6 +30,76 @@ pub enum Command {
     Migrate(DatabaseSettings),
     /// Print the GraphQL schema (SDL), exactly as `schema.graphql` holds it.
     Schema,
+    /// Manage accounts: create, list, show, disable, enable, revoke-sessions, delete.
+    User(Box<AdminArgs<UserCommand>>),
+    /// Manage sessions: revoke.
+    Session(Box<AdminArgs<SessionCommand>>),
+}
+
+/// What every admin command needs: the database, and how to print.
+#[derive(Debug, Args)]
+pub struct AdminArgs<C: Subcommand> {
+    #[command(subcommand)]
+    pub command: C,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    #[command(flatten)]
+    pub hashing: PasswordHashing,
+
+    #[command(flatten)]
+    pub mail: MailSettings,
+
+    /// Print JSON for scripts instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `gatehouse user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from the terminal, or from
+    /// stdin when it is not a terminal; never from an argument.
+    Create { email: String },
+    /// List accounts by e-mail, a page at a time.
+    List {
+        /// Only addresses containing this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Start after this address (the last one of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// How many to list: 1 to 1000.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+    },
+    /// Show an account, its live sessions and its recent security events.
+    Show { email: String },
+    /// Disable an account: it cannot sign in, and every session ends at once.
+    Disable { email: String },
+    /// Enable a disabled account; its old sessions stay ended.
+    Enable { email: String },
+    /// End every session of an account.
+    RevokeSessions { email: String },
+    /// Delete an account and everything of it.
+    Delete { email: String },
+}
+
+/// `gatehouse session …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// End one session, by its id.
+    Revoke { id: uuid::Uuid },
+}
+
+/// Who may create accounts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone, with `register`.
+    Open,
+    /// Operators only, with `gatehouse user create`.
+    Closed,
 }
 
 /// Everything `gatehouse serve` needs.
@@ -41,6 +111,16 @@ pub struct Settings {
 
     #[command(flatten)]
     pub database: DatabaseSettings,
+
+    /// Who may create accounts: `open` (anyone, with `register`) or
+    /// `closed` (operators, with `gatehouse user create`).
+    #[arg(
+        long,
+        env = "GATEHOUSE_REGISTRATION",
+        value_enum,
+        default_value = "open"
+    )]
+    pub registration: Registration,
 
     /// Sign a session out after this long without a request (e.g. 30m).
     #[arg(long, env = "GATEHOUSE_IDLE_TIMEOUT", default_value = "30m", value_parser = parse_duration)]

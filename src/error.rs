@@ -17,6 +17,8 @@ pub enum AuthFailure {
     SessionLimit,
     /// Revoked because the password was reset by e-mail.
     PasswordReset,
+    /// The account was disabled by an operator.
+    AccountDisabled,
 }
 
 impl AuthFailure {
@@ -30,6 +32,7 @@ impl AuthFailure {
             Self::Revoked => "REVOKED",
             Self::SessionLimit => "SESSION_LIMIT",
             Self::PasswordReset => "PASSWORD_RESET",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
         }
     }
 
@@ -42,6 +45,7 @@ impl AuthFailure {
             Self::Revoked => "The session was signed out",
             Self::SessionLimit => "The session was signed out to make room for a newer sign-in",
             Self::PasswordReset => "The session was signed out because the password was reset",
+            Self::AccountDisabled => "The account is disabled",
         }
     }
 }
@@ -134,6 +138,10 @@ pub enum AppError {
     InvalidVerificationToken,
     /// `GATEHOUSE_REQUIRE_VERIFIED_EMAIL` is on and the address is not proven.
     EmailNotVerified,
+    /// `GATEHOUSE_REGISTRATION=closed`: accounts come from the CLI only.
+    RegistrationClosed,
+    /// The right password, for an account an operator disabled.
+    AccountDisabled,
     NotFound,
     /// Too many password attempts for this account or address, or sign-ups
     /// from this address.
@@ -178,6 +186,8 @@ impl AppError {
             Self::InvalidResetToken => "INVALID_RESET_TOKEN",
             Self::InvalidVerificationToken => "INVALID_VERIFICATION_TOKEN",
             Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            Self::RegistrationClosed => "REGISTRATION_CLOSED",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::NotFound => "NOT_FOUND",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
@@ -218,6 +228,10 @@ impl AppError {
                  or has expired. Ask for a new one"
                     .into()
             }
+            Self::RegistrationClosed => {
+                "Sign-up is closed; ask an administrator for an account".into()
+            }
+            Self::AccountDisabled => "This account is disabled".into(),
             Self::EmailNotVerified => {
                 "Verify your e-mail address first: open the link we sent, or call \
                  resendVerificationEmail"
@@ -286,7 +300,9 @@ impl AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PreflightRequired
             | Self::ReauthenticationRequired { .. }
-            | Self::EmailNotVerified => StatusCode::FORBIDDEN,
+            | Self::EmailNotVerified
+            | Self::RegistrationClosed
+            | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -485,6 +501,8 @@ mod tests {
             AppError::InvalidResetToken,
             AppError::InvalidVerificationToken,
             AppError::EmailNotVerified,
+            AppError::RegistrationClosed,
+            AppError::AccountDisabled,
             AppError::NotFound,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),

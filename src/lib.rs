@@ -2,6 +2,7 @@
 //!
 //! The request flows guard → resolver → service → repository → database.
 
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;

@@ -1,11 +1,16 @@
 use clap::Parser;
 use gatehouse::config::{Cli, Command};
-use gatehouse::{graphql, startup, telemetry};
+use std::process::ExitCode;
+
+use gatehouse::{cli, graphql, startup, telemetry};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    });
     match cli.command {
         Command::Serve(settings) => {
             let app = startup::Application::build(*settings).await?;
@@ -15,6 +20,8 @@ async fn main() -> anyhow::Result<()> {
             startup::connect_and_migrate(&database).await?;
         }
         Command::Schema => print!("{}", graphql::schema::sdl()),
+        Command::User(args) => return cli::user(*args).await,
+        Command::Session(args) => return cli::session(*args).await,
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, Settings, SmtpUrl};
+use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl};
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
@@ -98,6 +98,7 @@ impl Application {
             clock: clock.clone(),
             notifier: notifier.clone(),
             outbox: outbox.clone(),
+            registration_open: settings.registration == Registration::Open,
             live_reads: Arc::new(Semaphore::new(
                 (settings.database.db_max_connections as usize / 2).max(1),
             )),

@@ -9,10 +9,11 @@ use tracing_subscriber::EnvFilter;
 /// holds a token) at debug and trace: never below info, whatever `RUST_LOG`.
 const QUIET: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
 
-/// Installs a stderr subscriber filtered by `RUST_LOG` (default `info`).
-pub fn init() {
-    let mut filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+/// Installs a stderr subscriber filtered by `RUST_LOG`, or else by
+/// `default` (`info` for the server, `warn` for one-shot commands).
+pub fn init(default: &str) {
+    let mut filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},sqlx=warn")));
     for directive in QUIET {
         if let Ok(directive) = directive.parse() {
             filter = filter.add_directive(directive);

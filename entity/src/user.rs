@@ -18,6 +18,8 @@ pub struct Model {
     pub credential_version: i64,
     /// When the address was proven to reach its owner.
     pub email_verified_at: Option<DateTimeUtc>,
+    /// When an operator disabled the account; it cannot sign in or use a session.
+    pub disabled_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

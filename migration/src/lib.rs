@@ -10,6 +10,7 @@ mod m20261128_000004_token_hash_varchar;
 mod m20261128_000005_credential_and_throttle_versions;
 mod m20261128_000006_session_features;
 mod m20261128_000007_account_recovery;
+mod m20261128_000008_disabled_accounts;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_credential_and_throttle_versions::Migration),
             Box::new(m20261128_000006_session_features::Migration),
             Box::new(m20261128_000007_account_recovery::Migration),
+            Box::new(m20261128_000008_disabled_accounts::Migration),
         ]
     }
 }

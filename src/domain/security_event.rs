@@ -23,11 +23,15 @@ pub enum EventKind {
     EmailVerified,
     /// `verifyEmail` moved the account to the new address it proved.
     EmailChanged,
+    /// An operator disabled the account (`gatehouse user disable`).
+    AccountDisabled,
+    /// An operator enabled it again.
+    AccountEnabled,
     AccountDeleted,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::SignedIn,
         Self::Reauthenticated,
         Self::SignedOut,
@@ -37,6 +41,8 @@ impl EventKind {
         Self::PasswordReset,
         Self::EmailVerified,
         Self::EmailChanged,
+        Self::AccountDisabled,
+        Self::AccountEnabled,
         Self::AccountDeleted,
     ];
 
@@ -51,6 +57,8 @@ impl EventKind {
             Self::PasswordReset => "PASSWORD_RESET",
             Self::EmailVerified => "EMAIL_VERIFIED",
             Self::EmailChanged => "EMAIL_CHANGED",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::AccountEnabled => "ACCOUNT_ENABLED",
             Self::AccountDeleted => "ACCOUNT_DELETED",
         }
     }

@@ -462,6 +462,10 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// `verifyEmail` moved the account to the new address it proved.
     EmailChanged,
+    /// An operator disabled the account.
+    AccountDisabled,
+    /// An operator enabled the account again.
+    AccountEnabled,
     /// `deleteAccount` deleted the account.
     AccountDeleted,
 }
@@ -480,6 +484,10 @@ pub enum RevokedBy {
     SessionLimit,
     /// `resetPassword` signed every session out.
     PasswordReset,
+    /// An operator disabled the account.
+    AccountDisabled,
+    /// An operator, with the admin CLI.
+    Operator,
 }
 
 /// Which timeout ended a session.
@@ -503,6 +511,8 @@ impl From<&security_event::Model> for SecurityEvent {
             Some(EventKind::PasswordReset) => SecurityEventKind::PasswordReset,
             Some(EventKind::EmailVerified) => SecurityEventKind::EmailVerified,
             Some(EventKind::EmailChanged) => SecurityEventKind::EmailChanged,
+            Some(EventKind::AccountDisabled) => SecurityEventKind::AccountDisabled,
+            Some(EventKind::AccountEnabled) => SecurityEventKind::AccountEnabled,
             Some(EventKind::AccountDeleted) => SecurityEventKind::AccountDeleted,
         };
         let detail = event.detail.as_deref();
@@ -517,6 +527,8 @@ impl From<&security_event::Model> for SecurityEvent {
                 Some("PASSWORD_CHANGE") => Some(RevokedBy::PasswordChange),
                 Some("SESSION_LIMIT") => Some(RevokedBy::SessionLimit),
                 Some("PASSWORD_RESET") => Some(RevokedBy::PasswordReset),
+                Some("ACCOUNT_DISABLED") => Some(RevokedBy::AccountDisabled),
+                Some("OPERATOR") => Some(RevokedBy::Operator),
                 _ => None,
             },
             timeout: match detail {

@@ -186,6 +186,10 @@ pub enum Revocation {
     SessionLimit,
     /// `resetPassword` signed every session out.
     PasswordReset,
+    /// An operator disabled the account.
+    AccountDisabled,
+    /// An operator revoked it (`gatehouse user revoke-sessions`, `session revoke`).
+    Operator,
 }
 
 impl Revocation {
@@ -196,6 +200,8 @@ impl Revocation {
             Self::PasswordChange => "PASSWORD_CHANGE",
             Self::SessionLimit => "SESSION_LIMIT",
             Self::PasswordReset => "PASSWORD_RESET",
+            Self::AccountDisabled => "ACCOUNT_DISABLED",
+            Self::Operator => "OPERATOR",
         }
     }
 }

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::domain::email::Email;
@@ -21,6 +24,7 @@ pub async fn insert(
         password_hash,
         credential_version: 0,
         email_verified_at: None,
+        disabled_at: None,
         created_at: now,
         updated_at: now,
     };
@@ -138,6 +142,39 @@ pub async fn change_email(
     user::Entity::update_many()
         .col_expr(user::Column::Email, Expr::value(email))
         .col_expr(user::Column::EmailVerifiedAt, Expr::value(now))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Accounts by address, after `after`, with `filter` in the address.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    filter: Option<&str>,
+    limit: u64,
+) -> Result<Vec<user::Model>, DbErr> {
+    let mut select = user::Entity::find().order_by_asc(user::Column::Email);
+    if let Some(after) = after {
+        select = select.filter(user::Column::Email.gt(after));
+    }
+    if let Some(filter) = filter {
+        select = select.filter(user::Column::Email.contains(filter));
+    }
+    select.limit(limit).all(db).await
+}
+
+/// Disables the account at `at`, or enables it with `None`.
+pub async fn set_disabled(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::DisabledAt, Expr::value(at))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
         .filter(user::Column::Id.eq(id))
         .exec(db)

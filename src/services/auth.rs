@@ -53,6 +53,8 @@ pub struct AuthService {
     pub notifier: SessionNotifier,
     /// Where e-mails are queued, in the transaction that causes them.
     pub outbox: Outbox,
+    /// `GATEHOUSE_REGISTRATION=open`: anyone may sign up.
+    pub registration_open: bool,
     /// Live subscriptions' reads at once: at most half the pool, so that
     /// many timers firing together never starve the requests.
     pub live_reads: Arc<Semaphore>,
@@ -104,6 +106,9 @@ impl AuthService {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
+        if !self.registration_open {
+            return Err(AppError::RegistrationClosed);
+        }
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_new(password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
@@ -162,6 +167,10 @@ impl AuthService {
             tracing::info!("login failed");
             return Err(AppError::InvalidCredentials);
         };
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, "login refused: account disabled");
+            return Err(AppError::AccountDisabled);
+        }
         self.throttle.succeeded(reservation).await?;
         if let Some(hash) = verified.rehash {
             users::rehash_password(&self.db, user.id, hash, now).await?;
@@ -227,6 +236,9 @@ impl AuthService {
             .find_with_user(&token.hash())
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
+        if user.disabled_at.is_some() {
+            return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
+        }
         let mut record = SessionRecord::from(&session);
         if let Err(refused) = self.judge(&record, now) {
             // The reader's row may predate a slide that kept the session
@@ -729,6 +741,11 @@ fn refuse_unless_active(verdict: Verdict, session: &SessionRecord) -> Result<(),
             if session.revoked_reason.as_deref() == Some(Revocation::PasswordReset.as_str()) =>
         {
             AuthFailure::PasswordReset
+        }
+        Verdict::Revoked
+            if session.revoked_reason.as_deref() == Some(Revocation::AccountDisabled.as_str()) =>
+        {
+            AuthFailure::AccountDisabled
         }
         Verdict::Revoked => AuthFailure::Revoked,
     };

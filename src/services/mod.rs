@@ -1,5 +1,6 @@
 //! Use cases: what the API does, in terms of the domain and the repositories.
 
+pub mod admin;
 pub mod auth;
 pub mod courier;
 pub mod expiry;

@@ -94,6 +94,10 @@ impl Recovery {
             tracing::info!("password reset requested for no account");
             return Ok(());
         };
+        if user.disabled_at.is_some() {
+            tracing::info!(user_id = %user.id, "password reset refused: account disabled");
+            return Ok(());
+        }
         let txn = self.db.begin().await?;
         self.outbox
             .queue_link(&txn, Purpose::Reset, user.id, &user.email, now)
@@ -136,6 +140,10 @@ impl Recovery {
         let user = users::find_by_id(&txn, user_id)
             .await?
             .ok_or(AppError::InvalidResetToken)?;
+        if user.disabled_at.is_some() {
+            txn.rollback().await?;
+            return Err(AppError::AccountDisabled);
+        }
         users::change_password(&txn, user_id, hash, now).await?;
         // The link reached the account's own address: that proves it.
         if stored.email == user.email {

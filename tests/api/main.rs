@@ -1,6 +1,7 @@
 //! Integration tests: the real router on 127.0.0.1:0 over real HTTP, on a
 //! fresh database made by the migrations.
 
+mod admin_cli;
 mod auth;
 mod binary;
 mod browser;
