@@ -19,6 +19,23 @@ use crate::services::auth::SessionRules;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines as `text` for people or `json` for a log pipeline.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// What the binary is asked to do.
@@ -111,6 +128,12 @@ pub struct Settings {
 
     #[command(flatten)]
     pub database: DatabaseSettings,
+
+    /// Serve `/metrics` on this address of its own (e.g. a private
+    /// interface). Unset: `/metrics` is on the main listener, for loopback
+    /// peers only.
+    #[arg(long, env = "GATEHOUSE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Who may create accounts: `open` (anyone, with `register`) or
     /// `closed` (operators, with `gatehouse user create`).

@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod mail;
+pub mod measure;
 pub mod repo;
 pub mod services;
 pub mod session_cookie;

@@ -7,10 +7,11 @@ use gatehouse::{cli, graphql, startup, telemetry};
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    telemetry::init(match cli.command {
+    let default_level = match cli.command {
         Command::Serve(_) => "info",
         _ => "warn",
-    });
+    };
+    telemetry::init(default_level, cli.log_format);
     match cli.command {
         Command::Serve(settings) => {
             let app = startup::Application::build(*settings).await?;

@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl};
@@ -31,11 +30,15 @@ use crate::http::graphql::Endpoint;
 use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
 use crate::http::socket_executor::SocketExecutor;
 use crate::http::websocket::{self, Sockets};
-use crate::http::{MAX_BODY_BYTES, graphql, guard, health, playground, timeout};
+use crate::http::{
+    MAX_BODY_BYTES, graphql, guard, health, metrics_page, playground, request_log, timeout,
+};
 use crate::mail::transport::Mailer;
+use crate::measure;
 use crate::repo::session_reader::SessionReader;
 use crate::services::auth::AuthService;
 use crate::services::courier::Courier;
+use crate::services::gauges;
 use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
@@ -53,6 +56,8 @@ pub struct Application {
     router: Router,
     purge: Purge,
     courier: Courier,
+    /// `GATEHOUSE_METRICS_LISTEN`'s listener, if set.
+    metrics: Option<TcpListener>,
 }
 
 impl Application {
@@ -122,7 +127,15 @@ impl Application {
             Some(path) => PersistedDocuments::trusted(path)?,
             None => PersistedDocuments::automatic(),
         };
+        measure::handle();
         let router = router(auth, recovery, db.clone(), documents, &settings)?;
+        let metrics =
+            match settings.metrics_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on GATEHOUSE_METRICS_LISTEN {addr}")
+                })?),
+                None => None,
+            };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on GATEHOUSE_LISTEN {}", settings.listen))?;
@@ -142,6 +155,7 @@ impl Application {
             router,
             purge,
             courier,
+            metrics,
         })
     }
 
@@ -155,8 +169,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let purge = tokio::spawn(self.purge.run());
-        let courier = tokio::spawn(self.courier.run());
+        let live_count = gauges::run(
+            self.purge.db.clone(),
+            self.purge.policies,
+            self.purge.clock.clone(),
+        );
+        let mut background = vec![
+            tokio::spawn(live_count),
+            tokio::spawn(measure::upkeep()),
+            tokio::spawn(self.courier.run()),
+            tokio::spawn(self.purge.run()),
+        ];
+        if let Some(listener) = self.metrics {
+            tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+            background.push(tokio::spawn(async move {
+                if let Err(err) = axum::serve(listener, metrics_page::routes()).await {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            }));
+        }
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
         let served = axum::serve(
             self.listener,
@@ -165,8 +196,9 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await;
-        purge.abort();
-        courier.abort();
+        for task in background {
+            task.abort();
+        }
         served
     }
 }
@@ -235,14 +267,15 @@ fn router(
         websocket::upgrade_or_next,
     ));
     app = app.route("/graphql", execute);
+    if settings.metrics_listen.is_none() {
+        app = app.merge(metrics_page::loopback_routes());
+    }
     Ok(app
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors(&web.cors_origins, cookie.is_some()))
-        // The span names the path only: a GET's query string can hold a
-        // document, and a document can hold a password.
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
-            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
-        }))
+        // One line per request, with its id; the path only: a GET's query
+        // string can hold a document, and a document a password.
+        .layer(axum::middleware::from_fn(request_log::log_request))
         // A bug must cost one request a 500, never the connection or the node.
         .layer(CatchPanicLayer::new()))
 }
@@ -294,12 +327,13 @@ pub async fn connect_and_migrate(
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    let db = Database::connect(options).await.with_context(|| {
+    let mut db = Database::connect(options).await.with_context(|| {
         format!(
             "cannot connect to GATEHOUSE_DATABASE_URL {}",
             url.redacted()
         )
     })?;
+    db.set_metric_callback(|info| measure::query(info.elapsed, info.failed));
     migrate(&db).await.context("database migration failed")?;
     Ok(db)
 }

@@ -4,6 +4,7 @@ pub mod document_cache;
 mod document_cost;
 pub mod limits;
 pub mod mutation;
+pub mod operation_label;
 pub mod persisted;
 pub mod query;
 pub mod request_checks;

@@ -14,6 +14,7 @@ use crate::graphql::types::{
     RevokeSessionPayload, Session, VerifyEmailInput, VerifyEmailPayload,
 };
 use crate::graphql::{auth_service, recovery, request, signed_in, verified};
+use crate::measure;
 use crate::services::auth::SignedIn;
 use crate::session_cookie::SessionCookie;
 
@@ -53,7 +54,9 @@ impl Mutation {
                 &client,
                 request.now,
             )
-            .await?;
+            .await;
+        measure::sign_in(&signed_in);
+        let signed_in = signed_in?;
         Ok(signed_in_payload(ctx, signed_in, request.now))
     }
 

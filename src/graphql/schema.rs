@@ -5,6 +5,7 @@ use async_graphql::Schema;
 use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
+use crate::graphql::operation_label::OperationLabel;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
 use crate::graphql::subscription::{ExpiryWarning, Subscription};
@@ -33,6 +34,7 @@ pub fn build(
     let types = InputTypes::from_sdl(&sdl()).map_err(anyhow::Error::msg)?;
     // Outermost first: the checks see the document the others return.
     let mut builder = Schema::build(Query, Mutation, Subscription)
+        .extension(OperationLabel)
         .extension(RequestChecks::new(types))
         .extension(DocumentCache::default())
         .extension(QueryLimits::default())

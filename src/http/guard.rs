@@ -21,6 +21,7 @@ use crate::http::MAX_BODY_BYTES;
 use crate::http::graphql::is_json;
 use crate::http::negotiate::{Format, negotiate};
 use crate::http::response;
+use crate::measure;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
@@ -67,7 +68,10 @@ pub async fn authenticate_request(
         now,
     };
     let session = match verified_session(&guard, request.headers(), checked).await {
-        Ok(session) => session,
+        Ok(session) => {
+            measure::verdict_accepted(session.is_some());
+            session
+        }
         Err(response) => return response,
     };
     let client = Client {
@@ -100,7 +104,10 @@ async fn verified_session(
         format,
         now,
     } = checked;
-    let refuse = |err| response::error(err, format);
+    let refuse = |err: AppError| {
+        measure::verdict_refused(&err);
+        response::error(err, format)
+    };
     match credential(headers, guard.cookie) {
         Err(failure) => Err(refuse(AppError::Unauthenticated(failure))),
         Ok(Credential::None) => Ok(None),

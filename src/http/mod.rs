@@ -3,8 +3,10 @@
 pub mod graphql;
 pub mod guard;
 pub mod health;
+pub mod metrics_page;
 pub mod negotiate;
 pub mod playground;
+pub mod request_log;
 pub mod response;
 pub mod socket_executor;
 pub mod timeout;

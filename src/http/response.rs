@@ -11,6 +11,7 @@ use async_graphql::Value;
 
 use crate::error::{AppError, AuthFailure, ErrorStatus};
 use crate::http::negotiate::Format;
+use crate::http::request_log;
 
 /// The whole HTTP response for `response`, sent as `format`.
 pub fn render(mut response: async_graphql::Response, format: Format) -> Response {
@@ -28,6 +29,13 @@ pub fn render(mut response: async_graphql::Response, format: Format) -> Response
     } else {
         StatusCode::OK
     };
+    let outcome = response.errors.first().map_or("OK", |error| {
+        match error.extensions.as_ref().and_then(|e| e.get("code")) {
+            Some(Value::String(code)) => code.as_str(),
+            _ => "ERROR",
+        }
+    });
+    request_log::set_outcome(outcome);
     let body = if never_ran(&response) {
         serde_json::to_vec(&Refused {
             errors: &response.errors,

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, SelectTwo, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, SelectTwo, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -265,6 +265,18 @@ pub async fn revoke_others(
         .exec_with_returning(db)
         .await?;
     Ok(revoked.into_iter().map(|s| s.id).collect())
+}
+
+/// How many sessions are live at `now`, across all accounts.
+pub async fn count_live(
+    db: &impl ConnectionTrait,
+    policies: &SessionPolicies,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    session::Entity::find()
+        .filter(live_at(policies, now))
+        .count(db)
+        .await
 }
 
 /// Revokes every live session of `user_id`; returns their ids.

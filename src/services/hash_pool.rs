@@ -6,9 +6,12 @@
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::AppError;
+use crate::measure;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -17,6 +20,7 @@ pub struct HashPool {
     jobs: Mutex<Sender<Job>>,
     /// Running plus queued jobs; past it, refuse at once.
     admitted: Arc<Semaphore>,
+    capacity: usize,
 }
 
 /// `nice` of the hashing threads: the async workers win any contest for a core.
@@ -49,6 +53,7 @@ impl HashPool {
         Ok(Self {
             jobs: Mutex::new(sender),
             admitted: Arc::new(Semaphore::new(threads + queue)),
+            capacity: threads + queue,
         })
     }
 
@@ -71,9 +76,15 @@ impl HashPool {
             .try_acquire_owned()
             .map_err(|_| AppError::Overloaded)?;
         let (reply, answer) = oneshot::channel();
+        let queued = Instant::now();
+        let (admitted, capacity) = (self.admitted.clone(), self.capacity);
+        measure::hash_queue(capacity - admitted.available_permits());
         let job: Job = Box::new(move || {
-            let _admission = admission;
-            let _ = reply.send(work());
+            measure::hash_wait(queued.elapsed());
+            let result = work();
+            drop(admission);
+            measure::hash_queue(capacity - admitted.available_permits());
+            let _ = reply.send(result);
         });
         self.jobs
             .lock()

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod courier;
 pub mod expiry;
+pub mod gauges;
 pub mod hash_pool;
 pub mod outbox;
 pub mod passwords;

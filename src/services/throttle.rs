@@ -15,6 +15,7 @@ use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
 use crate::domain::throttle_policy::{Admission, ThrottlePolicy, retry_after};
 use crate::error::AppError;
+use crate::measure;
 use crate::repo::throttles;
 
 /// Rounds of compare-and-set before giving up. Each round one contender
@@ -154,6 +155,7 @@ impl LoginThrottle {
                 for (key, _, state) in &writes {
                     if state.locked_until.is_some_and(|until| until > now) {
                         tracing::warn!(kind = key_kind(key), attempts = state.attempts, "locked");
+                        measure::lock_placed(key_kind(key));
                     }
                 }
                 return Ok(());
