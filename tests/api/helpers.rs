@@ -511,8 +511,15 @@ pub fn serve_with(url: &str, rust_log: &str, envs: &[(&str, &str)]) -> Server {
     let addr = loop {
         let line = lines.next().expect("serve printed its address").unwrap();
         log.lock().unwrap().push_str(&line);
+        log.lock().unwrap().push('\n');
         if let Some(rest) = line.split("gatehouse listening addr=").nth(1) {
             break rest.trim().to_owned();
+        }
+        // GATEHOUSE_LOG_FORMAT=json
+        if let Ok(json) = serde_json::from_str::<Value>(&line)
+            && json["fields"]["message"] == "gatehouse listening"
+        {
+            break json["fields"]["addr"].as_str().unwrap().to_owned();
         }
     };
     // Keep draining so the server never blocks on a full pipe.
@@ -545,6 +552,11 @@ impl Server {
             response.status().as_u16(),
             response.json::<Value>().await.unwrap(),
         )
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn terminate(mut self) -> (bool, String) {

@@ -15,6 +15,7 @@ mod hostile_documents;
 mod http_spec;
 mod live_status;
 mod mailbox;
+mod operating;
 mod operations;
 mod purge;
 mod query_plans;

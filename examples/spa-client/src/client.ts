@@ -32,7 +32,8 @@ export type SignOutReason =
   | "ABSOLUTE_TIMEOUT"
   | "REVOKED"
   | "SESSION_LIMIT"
-  | "PASSWORD_RESET";
+  | "PASSWORD_RESET"
+  | "ACCOUNT_DISABLED";
 
 /** Thrown when the server ends (or never had) the session. */
 export class SignedOut extends Error {
@@ -81,6 +82,8 @@ export function explain(reason: SignOutReason): string {
       return "You were signed out because you signed in on too many devices.";
     case "PASSWORD_RESET":
       return "Your password was reset, so every session was signed out. Sign in with the new password.";
+    case "ACCOUNT_DISABLED":
+      return "This account has been disabled. Contact your administrator.";
     case "INVALID_TOKEN":
     case "MISSING_TOKEN":
       return "Please sign in.";
