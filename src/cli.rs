@@ -25,7 +25,10 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Runs a `gatehouse user` command.
 pub async fn user(args: AdminArgs<UserCommand>) -> anyhow::Result<ExitCode> {
-    let admin = admin(&args).await?;
+    let admin = match admin(&args).await {
+        Ok(admin) => admin,
+        Err(err) => return Ok(setup_failed(&err, args.json)),
+    };
     let now = Utc::now();
     let output = match args.command {
         UserCommand::Create { email } => {
@@ -78,7 +81,10 @@ pub async fn user(args: AdminArgs<UserCommand>) -> anyhow::Result<ExitCode> {
 
 /// Runs a `gatehouse session` command.
 pub async fn session(args: AdminArgs<SessionCommand>) -> anyhow::Result<ExitCode> {
-    let admin = admin(&args).await?;
+    let admin = match admin(&args).await {
+        Ok(admin) => admin,
+        Err(err) => return Ok(setup_failed(&err, args.json)),
+    };
     let output = match args.command {
         SessionCommand::Revoke { id } => admin
             .revoke_session(id, Utc::now())
@@ -89,6 +95,17 @@ pub async fn session(args: AdminArgs<SessionCommand>) -> anyhow::Result<ExitCode
 }
 
 async fn admin<C: Subcommand>(args: &AdminArgs<C>) -> anyhow::Result<Admin> {
+    // `serve` makes its SQLite file; an operator's command must not make an
+    // empty one because GATEHOUSE_DATABASE_URL was missing or mistyped.
+    let url = args.database.database_url.expose();
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!(
+                "no database at {path}: set GATEHOUSE_DATABASE_URL to the server's database"
+            );
+        }
+    }
     let db = connect_and_migrate(&args.database).await?;
     let params = args.hashing.params().map_err(anyhow::Error::msg)?;
     let mail = &args.mail;
@@ -121,6 +138,20 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// The database could not be opened: said as the output format asks.
+fn setup_failed(err: &anyhow::Error, as_json: bool) -> ExitCode {
+    let message = format!("{err:#}");
+    if as_json {
+        eprintln!(
+            "{}",
+            json!({ "code": "SERVICE_UNAVAILABLE", "message": message })
+        );
+    } else {
+        eprintln!("gatehouse: {message}");
+    }
+    ExitCode::FAILURE
 }
 
 /// Prints the result (a table, or JSON) or the error, and picks the exit code.

@@ -55,7 +55,13 @@ impl Extension for Labeller {
                                 .and_then(|root| registry.types.get(root))
                                 .and_then(|ty| ty.field_by_name(name))
                                 .is_some();
-                            if known { name } else { "unknown" }
+                            if name.starts_with("__") {
+                                "introspection"
+                            } else if known {
+                                name
+                            } else {
+                                "unknown"
+                            }
                         }
                         _ => "multiple",
                     },

@@ -7,6 +7,7 @@
 //! re-reads its session when it fires; revocations arrive as notices. It
 //! never slides the session.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_graphql::futures_util::Stream;
@@ -22,6 +23,12 @@ use crate::error::{AppError, AuthFailure};
 use crate::graphql::auth_service;
 use crate::services::auth::{AuthService, SessionState};
 use crate::session_notifier::Notice;
+
+/// Where a subscription records that its connection's session has ended,
+/// with the reason, so the connection closes with the server's verdict
+/// whatever the client selected.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionEnd(pub Arc<OnceLock<&'static str>>);
 
 /// How long before the end a warning is sent.
 #[derive(Clone, Copy, Debug)]
@@ -48,6 +55,7 @@ impl Subscription {
             .map_err(|e| AppError::internal(anyhow::anyhow!("{}", e.message)))?;
         let auth = auth_service(ctx)?.clone();
         let watch = Watch {
+            end: ctx.data_opt::<ConnectionEnd>().cloned(),
             notices: auth.notifier().subscribe(),
             auth,
             session: current.session.id,
@@ -117,6 +125,7 @@ impl SessionStatus {
 /// One subscription's state between messages.
 struct Watch {
     auth: AuthService,
+    end: Option<ConnectionEnd>,
     notices: broadcast::Receiver<Notice>,
     session: Uuid,
     account: Uuid,
@@ -145,6 +154,9 @@ impl Watch {
                 }
                 Ok(SessionState::Ended(failure)) => {
                     self.done = true;
+                    if let Some(end) = &self.end {
+                        let _ = end.0.set(failure.reason());
+                    }
                     return Some((SessionStatus::ended(failure), self));
                 }
                 Ok(SessionState::Live(expiry)) => expiry,

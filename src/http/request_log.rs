@@ -17,6 +17,8 @@ use uuid::Uuid;
 use crate::measure;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Characters of a path that are logged.
+const MAX_LOGGED_PATH: usize = 256;
 
 /// What the request's line reports beyond HTTP, set while it is served.
 #[derive(Default)]
@@ -61,9 +63,13 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let outcome = labels.outcome.as_deref().unwrap_or("-");
-    if let Some(operation) = &labels.operation {
+    if path == "/graphql" {
+        // Refused before the schema ran (the guard, limits, size): `none`.
+        let operation = labels.operation.as_deref().unwrap_or("none");
         measure::request(operation, outcome, took);
     }
+    // A path is the caller's text: enough of it to find the route.
+    let path: String = path.chars().take(MAX_LOGGED_PATH).collect();
     span.in_scope(|| {
         tracing::info!(
             %method,

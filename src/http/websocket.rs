@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::context::CurrentSession;
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
+use crate::graphql::subscription::ConnectionEnd;
 use crate::http::MAX_BODY_BYTES;
 use crate::http::socket_executor::SocketExecutor;
 use crate::services::auth::AuthService;
@@ -244,8 +245,6 @@ struct Conversation {
     accepted: bool,
     /// The operations running, by id.
     active: HashSet<String>,
-    /// The reason a subscription ended the session with, if one did.
-    ended: Option<String>,
     /// A breach of the protocol or a limit: close with this.
     breach: Option<(u16, String)>,
     /// The input failed (a message over the size limit, a broken frame).
@@ -260,8 +259,6 @@ struct Envelope {
     #[serde(rename = "type")]
     kind: String,
     id: Option<String>,
-    #[serde(default)]
-    payload: serde_json::Value,
 }
 
 /// Runs one connection. A refused `connection_init` closes it with 4403
@@ -279,6 +276,7 @@ async fn serve(
     pending: Option<Place<IpAddr>>,
 ) {
     let state = Arc::new(Mutex::new(Conversation::default()));
+    let end = ConnectionEnd::default();
     let breached = Arc::new(Notify::new());
     let refused = Arc::new(OnceLock::<Refusal>::new());
     let pending = Arc::new(Mutex::new(Some(pending)));
@@ -315,7 +313,7 @@ async fn serve(
     let auth = sockets.auth.clone();
     let limits = sockets.limits.clone();
     let on_refusal = refused.clone();
-    let on_init = (state.clone(), pending.clone());
+    let on_init = (state.clone(), pending.clone(), end.clone());
     let watched = state.clone();
     let mut output = async_graphql::http::WebSocket::new(sockets.executor, input, protocol)
         .on_connection_init(move |payload| async move {
@@ -336,6 +334,7 @@ async fn serve(
                     state.idle_since = Some(Instant::now());
                     let mut data = Data::default();
                     data.insert(current);
+                    data.insert(on_init.2);
                     // Lives as long as the connection.
                     data.insert(slot);
                     Ok(data)
@@ -378,9 +377,8 @@ async fn serve(
                     if !send(&mut sink, message).await {
                         break None;
                     }
-                    let state = lock(&state);
-                    if let Some(reason) = state.ended.as_ref().filter(|_| state.active.is_empty()) {
-                        break Some((4403, reason.clone()));
+                    if let Some(reason) = end.0.get().filter(|_| lock(&state).active.is_empty()) {
+                        break Some((4403, (*reason).to_owned()));
                     }
                 }
                 None => break None,
@@ -459,7 +457,7 @@ fn admit(state: &mut Conversation, data: &[u8]) -> Option<(u16, String)> {
 }
 
 /// Follows the server's messages: an operation that completes or fails is
-/// no longer active, and `ENDED` means the connection's session is over.
+/// no longer active.
 fn follow(state: &mut Conversation, text: &str) {
     let Ok(envelope) = serde_json::from_str::<Envelope>(text) else {
         return;
@@ -467,17 +465,6 @@ fn follow(state: &mut Conversation, text: &str) {
     let id = envelope.id.unwrap_or_default();
     match envelope.kind.as_str() {
         "complete" | "error" => finished(state, &id),
-        "next" => {
-            let ended = envelope.payload["data"]
-                .as_object()
-                .into_iter()
-                .flat_map(|fields| fields.values())
-                .find(|status| status["kind"] == "ENDED");
-            if let Some(status) = ended {
-                let reason = status["reason"].as_str().unwrap_or("REVOKED");
-                state.ended = Some(reason.to_owned());
-            }
-        }
         _ => {}
     }
 }

@@ -58,6 +58,8 @@ pub async fn insert(
         .from(user::Entity)
         .and_where(user::Column::Id.eq(user_id))
         .and_where(user::Column::CredentialVersion.eq(credential_version))
+        // A disable that commits first wins; one in progress is waited for.
+        .and_where(user::Column::DisabledAt.is_null())
         .lock_shared()
         .to_owned();
     let insert = Query::insert()

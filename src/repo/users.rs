@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::user;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -161,7 +161,13 @@ pub async fn list(
         select = select.filter(user::Column::Email.gt(after));
     }
     if let Some(filter) = filter {
-        select = select.filter(user::Column::Email.contains(filter));
+        // Literally: `%` and `_` in the filter are not wildcards.
+        let escaped = filter
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        select = select.filter(Expr::col(user::Column::Email).like(pattern));
     }
     select.limit(limit).all(db).await
 }

@@ -187,10 +187,18 @@ impl AuthService {
         let (version, hash) = (user.credential_version, token.hash());
         let insert = sessions::insert(&txn, user.id, version, &hash, remember_me, client, now);
         let Some(session) = insert.await? else {
-            // The password was changed while this one was being checked.
+            // The password was changed, or the account disabled, while this
+            // one was being checked.
             txn.rollback().await?;
-            tracing::info!(user_id = %user.id, "login lost a race with a password change");
-            return Err(AppError::InvalidCredentials);
+            let now_disabled = users::find_by_id(&self.db, user.id)
+                .await?
+                .is_some_and(|u| u.disabled_at.is_some());
+            tracing::info!(user_id = %user.id, "login lost a race with a change to the account");
+            return Err(if now_disabled {
+                AppError::AccountDisabled
+            } else {
+                AppError::InvalidCredentials
+            });
         };
         let mut limited = Vec::new();
         let mut events = vec![

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::context::CurrentSession;
 use crate::domain::client::ClientInfo;
@@ -77,7 +78,7 @@ impl Recovery {
             .try_acquire_owned()
             .map_err(|_| AppError::Overloaded)?;
         let recovery = self.clone();
-        tokio::spawn(async move {
+        let lookup = async move {
             // At a random moment, so the work a real account causes does
             // not line up with the caller's next request.
             tokio::time::sleep(jitter()).await;
@@ -85,7 +86,9 @@ impl Recovery {
                 tracing::warn!(error = ?err, "password reset request not queued");
             }
             drop(permit);
-        });
+        };
+        // Its log lines keep the request's id.
+        tokio::spawn(lookup.instrument(tracing::Span::current()));
         Ok(())
     }
 
@@ -234,6 +237,10 @@ impl Recovery {
         let user = users::find_by_id(&txn, user_id)
             .await?
             .ok_or(AppError::InvalidVerificationToken)?;
+        if user.disabled_at.is_some() {
+            txn.rollback().await?;
+            return Err(AppError::AccountDisabled);
+        }
         let kind = if stored.email == user.email {
             users::mark_verified(&txn, user_id, now).await?;
             EventKind::EmailVerified

@@ -73,6 +73,9 @@ async fn an_operator_manages_accounts_while_sign_up_is_closed() {
     b.me(&token).await.data("me");
     let (_, listed) = gatehouse(&a, &["user", "list", "--filter", "operator-made"], "");
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    // A filter is literal text, not a LIKE pattern.
+    let (_, listed) = gatehouse(&a, &["user", "list", "--filter", "_"], "");
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
     let (_, shown) = gatehouse(&a, &["user", "show", email], "");
     assert_eq!(shown["sessions"].as_array().unwrap().len(), 1);
 
@@ -121,6 +124,42 @@ async fn an_operator_manages_accounts_while_sign_up_is_closed() {
     assert_eq!(a.login(email, PASSWORD).await.code(), "INVALID_CREDENTIALS");
     let (code, missing) = gatehouse(&a, &["user", "show", email], "");
     assert_eq!((code, missing["code"].as_str()), (1, Some("NOT_FOUND")));
+}
+
+/// Sign-ins in flight while an account is disabled: none yields a session
+/// that works, then or after the account is enabled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sign_in_racing_a_disable_survives_it() {
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        s.login_limits.login_max_failures = 1_000;
+    })
+    .await;
+    let (email, _, _) = app.signed_in_user().await;
+    let logins = (0..16).map(|_| {
+        let (app, email) = (&app, &email);
+        async move { app.login(email, PASSWORD).await }
+    });
+    let disable = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        tokio::task::block_in_place(|| gatehouse(&app, &["user", "disable", &email], ""))
+    };
+    let (replies, (code, _)) = tokio::join!(futures_util::future::join_all(logins), disable);
+    assert_eq!(code, 0);
+    assert_eq!(gatehouse(&app, &["user", "enable", &email], "").0, 0);
+    let tokens: Vec<String> = replies
+        .iter()
+        .filter_map(|r| r.body["data"]["login"]["token"].as_str().map(str::to_owned))
+        .collect();
+    for reply in replies.iter().filter(|r| r.body["data"]["login"].is_null()) {
+        assert_eq!(reply.code(), "ACCOUNT_DISABLED");
+    }
+    for token in &tokens {
+        app.me(token)
+            .await
+            .assert_unauthenticated("ACCOUNT_DISABLED");
+    }
+    // The account itself works again.
+    app.login(&email, PASSWORD).await.data("login");
 }
 
 #[test]

@@ -511,3 +511,24 @@ async fn strangers_who_never_initialise_are_limited_per_address() {
     assert!(ack.contains("connection_ack"));
     handshake().await.expect("a place came free");
 }
+
+/// The close reason is the server's verdict, whatever the client selected.
+#[tokio::test]
+async fn the_close_reason_does_not_depend_on_the_selection() {
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        s.sessions.max_sessions_per_user = 1;
+    })
+    .await;
+    let (email, token, _) = app.signed_in_user().await;
+    let mut live = connect(&app, bearer(&token), &[]).await.unwrap();
+    live.send(subscribe(
+        "1",
+        "subscription { sessionStatus { k: __typename } }",
+    ))
+    .await;
+    // A newer sign-in pushes this session out.
+    app.login(&email, crate::helpers::PASSWORD)
+        .await
+        .data("login");
+    assert_eq!(live.closed().await, Closed(4403, "SESSION_LIMIT".into()));
+}
