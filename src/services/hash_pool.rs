@@ -81,10 +81,14 @@ impl HashPool {
         measure::hash_queue(capacity - admitted.available_permits());
         let job: Job = Box::new(move || {
             measure::hash_wait(queued.elapsed());
-            let result = work();
+            // Nobody waits for a request that timed out or hung up: a flood
+            // of clients that give up must not cost a hash each.
+            let result = (!reply.is_closed()).then(work);
             drop(admission);
             measure::hash_queue(capacity - admitted.available_permits());
-            let _ = reply.send(result);
+            if let Some(result) = result {
+                let _ = reply.send(result);
+            }
         });
         self.jobs
             .lock()
@@ -104,5 +108,50 @@ fn lower_priority() {
     // SAFETY: setpriority has no memory-safety preconditions.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICENESS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_job_whose_caller_gave_up_is_skipped_and_frees_its_place() {
+        let pool = Arc::new(HashPool::new(1, 1).unwrap());
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(move || {
+                    let _ = hold.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let abandoned = {
+            let ran = ran.clone();
+            pool.run(move || {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+        // The caller gives up while its job waits behind the busy one.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), abandoned)
+                .await
+                .is_err()
+        );
+        assert!(pool.is_full());
+        release.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        pool.run(|| Ok(())).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "an abandoned job ran");
+        assert!(!pool.is_full());
     }
 }
