@@ -527,6 +527,13 @@ pub struct DatabaseSettings {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 
+    /// PostgreSQL connections of the guard's own, beside the pool, for the
+    /// one lookup every guarded request makes; lookups that arrive together
+    /// share a statement. Two keep lookups going if one connection stalls.
+    #[arg(long, env = "GATEHOUSE_DB_GUARD_CONNECTIONS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub db_guard_connections: u32,
+
     /// How long a request waits for a free connection before it is answered
     /// SERVICE_UNAVAILABLE; also the limit on opening one.
     #[arg(long, env = "GATEHOUSE_DB_ACQUIRE_TIMEOUT", default_value = "3s", value_parser = parse_duration)]

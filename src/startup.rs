@@ -72,15 +72,23 @@ impl Application {
         let db = connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
-        let throttle = LoginThrottle::new(db.clone(), settings.login_limits.policies());
+        // Counting sign-ins takes at most half the pool.
+        let throttle = LoginThrottle::new(
+            db.clone(),
+            settings.login_limits.policies(),
+            (settings.database.db_max_connections as usize / 2).max(1),
+            settings.database.db_acquire_timeout,
+        );
         let notifier = SessionNotifier::default();
         if db.get_database_backend() == DbBackend::Postgres {
             let pool = db.get_postgres_connection_pool().clone();
             tokio::spawn(notifier.clone().listen(pool));
         }
-        let reader = SessionReader::connect(&db)
-            .await
-            .context("cannot open the session readers")?;
+        let reader = SessionReader::new(
+            &db,
+            settings.database.db_guard_connections as usize,
+            settings.database.db_acquire_timeout,
+        )?;
         let mail = &settings.mail;
         let mailer = Mailer::new(
             mail.smtp_url.as_ref().map(SmtpUrl::expose),
@@ -246,7 +254,7 @@ fn router(
         .get(graphql::get)
         .with_state(endpoint)
         .route_layer(axum::middleware::from_fn_with_state(
-            Guard { auth, cookie },
+            Arc::new(Guard { auth, cookie }),
             guard::authenticate_request,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -318,15 +326,23 @@ pub async fn connect_and_migrate(
         .sqlx_logging(false)
         // WAL lets readers run beside the one writer; NORMAL is durable
         // across process crashes in WAL mode and much faster than FULL.
-        // A SQLite "connection" is a file handle: nothing to test, and the
-        // test would cost a round trip to its worker thread per query.
-        .test_before_acquire(!url.expose().starts_with("sqlite:"))
         .map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
+    if url.expose().starts_with("sqlite:") {
+        // A SQLite "connection" is a file handle: nothing to test, and the
+        // test would cost a round trip to its worker thread per query.
+        options.test_before_acquire(false);
+    } else {
+        // A round trip before every checkout buys nothing for a connection
+        // in use a moment ago: sqlx already pings each one it takes back.
+        // One idle long enough for a restart or a proxy to have dropped it
+        // is still tested.
+        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
+    }
     let mut db = Database::connect(options).await.with_context(|| {
         format!(
             "cannot connect to GATEHOUSE_DATABASE_URL {}",

@@ -1,7 +1,7 @@
 //! The API's output and input types, built from entities but separate from
 //! them, so storage can change and no secret can leak through a derive.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -44,6 +44,7 @@ impl From<&Account> for User {
 
 /// A signed-in session on one device or browser.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct Session {
     /// Stable identifier of the session; pass it to `revokeSession`.
     pub id: ID,
@@ -63,8 +64,6 @@ pub struct Session {
     pub current: bool,
     /// The `User-Agent` that opened the session.
     pub user_agent: Option<String>,
-    /// The browser, operating system and kind of device, read from `userAgent`.
-    pub device: Device,
     /// The client address that opened the session.
     pub ip_address: Option<String>,
     /// When a password was last proven on this session: at sign-in, by
@@ -74,6 +73,16 @@ pub struct Session {
     /// Whether the session lives under the remember-me timeouts. It keeps its
     /// policy for life.
     pub remember_me: bool,
+}
+
+#[ComplexObject]
+impl Session {
+    /// The browser, operating system and kind of device, read from `userAgent`.
+    // Parsed only when asked for: it runs regular expressions, and most
+    // queries of a session never ask.
+    async fn device(&self) -> Device {
+        device::Device::from_user_agent(self.user_agent.as_deref()).into()
+    }
 }
 
 /// A device, as far as its `User-Agent` tells.
@@ -131,7 +140,6 @@ impl Session {
             revoked_at: session.revoked_at,
             current: session.id == current_id,
             user_agent: session.user_agent.clone(),
-            device: device::Device::from_user_agent(session.user_agent.as_deref()).into(),
             ip_address: session.ip_address.clone(),
             authenticated_at: session.authenticated_at,
             remember_me: session.remember_me,

@@ -25,8 +25,8 @@ use crate::measure;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
 
-/// What the guard needs.
-#[derive(Clone)]
+/// What the guard needs; shared, since axum clones a middleware's state
+/// for every request.
 pub struct Guard {
     pub auth: AuthService,
     /// Set when sessions may also arrive in a cookie.
@@ -43,7 +43,7 @@ enum Credential<'a> {
 /// Reads the whole request, takes its one instant, authenticates it at
 /// that instant, then hands a [`RequestContext`] to the schema.
 pub async fn authenticate_request(
-    State(guard): State<Guard>,
+    State(guard): State<Arc<Guard>>,
     request: Request,
     next: Next,
 ) -> Response {

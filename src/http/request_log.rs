@@ -41,6 +41,11 @@ pub fn set_outcome(code: &str) {
     let _ = LABELS.try_with(|labels| labels.borrow_mut().outcome = Some(code.to_owned()));
 }
 
+/// Whether the running task is serving a request.
+pub fn in_request() -> bool {
+    LABELS.try_with(|_| ()).is_ok()
+}
+
 /// The middleware: outermost, so that every line carries the id.
 pub async fn log_request(request: Request, next: Next) -> Response {
     let id = request

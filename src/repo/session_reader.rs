@@ -1,108 +1,441 @@
-//! The guard's lookup: a session and its user by token hash, once per
-//! guarded request.
+//! The guard's lookup ([`sessions::find_with_user_query`]), once per
+//! guarded request, in one round trip on connections of its own.
 //!
-//! On SQLite it runs on read connections of its own. Through the pool it
-//! costs two round trips to the connection's worker thread, because sqlx
-//! pings every connection it takes back; here it costs one. Each read is
-//! its own autocommit statement, so it sees every committed revocation.
-//! On PostgreSQL it uses the pool, whose connections can drop and reconnect.
+//! Through the pool it would cost more: sqlx pings every connection it
+//! takes back, and on PostgreSQL may test one before handing it out; on
+//! SQLite every statement is also two hand-offs to the connection's worker
+//! thread. Each read is its own autocommit statement, so it sees every
+//! revocation committed before it.
+//!
+//! - SQLite: read-only connections queried in place on the calling thread.
+//!   An indexed read of a WAL database takes microseconds and never waits
+//!   for the writer.
+//! - PostgreSQL: lookups that arrive while every connection is busy wait
+//!   and go together in the next statement (`token_hash = ANY($1)`), so
+//!   under load one round trip serves many requests. A lookup only ever
+//!   joins a statement that starts after it arrived, so it still sees every
+//!   revocation committed before its request. Statements run in tasks of
+//!   their own: a request that gives up cancels nothing shared. A
+//!   connection that fails is replaced and the statement tried once more
+//!   on the new one (it may have died idle, in a restart); if that fails
+//!   too, its requests get the error (503).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, TryLockError};
+use std::time::{Duration, Instant};
 
-use entity::{session, user};
-use sea_orm::sqlx::sqlite::SqliteConnection;
-use sea_orm::sqlx::{self, ConnectOptions as _};
-use sea_orm::{
-    DatabaseConnection, DbBackend, DbErr, QueryResult, QueryTrait, RuntimeErr, SelectTwoModel,
-    SelectorTrait,
-};
-use tokio::sync::Mutex;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rusqlite::OpenFlags;
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
+use sea_orm::sqlx::{self, ConnectOptions as _, Row as _};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, QueryTrait, RuntimeErr};
+use tokio::sync::{Semaphore, oneshot};
+use uuid::Uuid;
 
+use crate::context::{Account, SessionRecord};
 use crate::domain::token::TokenHash;
+use crate::measure;
 use crate::repo::sessions;
 
-/// Dedicated SQLite read connections; in WAL mode they read beside the
-/// writer. On 2 cores one reader gave me 0.29x the ceiling, and 2, 4 and 8
-/// gave 0.45-0.50x alike; 4 leaves room for larger machines.
-const SQLITE_READERS: usize = 4;
+/// What the guard reads: the session, its account, and whether the account
+/// is disabled.
+#[derive(Clone)]
+pub struct GuardRow {
+    pub session: SessionRecord,
+    pub account: Account,
+    pub disabled: bool,
+}
 
-/// Finds sessions for the guard.
+/// Finds sessions for the guard on connections of its own.
 #[derive(Clone)]
 pub enum SessionReader {
-    Pool(DatabaseConnection),
     Sqlite(Arc<SqliteReaders>),
+    Postgres(Arc<PgReaders>),
 }
 
 pub struct SqliteReaders {
-    connections: Vec<Mutex<SqliteConnection>>,
-    next: AtomicUsize,
-    /// [`sessions::find_with_user_query`], built once by sea-orm.
+    connections: Vec<Mutex<Option<rusqlite::Connection>>>,
+    path: PathBuf,
     sql: String,
 }
 
+pub struct PgReaders {
+    /// One per connection, open or not.
+    permits: Arc<Semaphore>,
+    /// Open connections not in use, the most recently used last.
+    idle: Mutex<Vec<PgConnection>>,
+    /// Lookups waiting for a statement.
+    waiting: Mutex<Vec<Waiting>>,
+    options: PgConnectOptions,
+    sql: String,
+    /// For a whole lookup, waiting and reconnecting included.
+    timeout: Duration,
+}
+
+type Answer = Result<Option<GuardRow>, Arc<sqlx::Error>>;
+
+struct Waiting {
+    token_hash: String,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// Most lookups in one statement.
+const MAX_BATCH: usize = 128;
+
+/// How long a SQLite read may wait on a lock: in WAL mode only recovery
+/// after a crash holds readers, and a read holds its worker thread.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+
 impl SessionReader {
-    /// Opens the dedicated readers on SQLite, with the pool's options.
-    pub async fn connect(db: &DatabaseConnection) -> Result<Self, DbErr> {
-        if db.get_database_backend() != DbBackend::Sqlite {
-            return Ok(Self::Pool(db.clone()));
+    /// Readers with the pool's connection settings, connecting on first use:
+    /// on PostgreSQL at most `connections`, on SQLite one per core.
+    pub fn new(
+        db: &DatabaseConnection,
+        connections: usize,
+        timeout: Duration,
+    ) -> Result<Self, DbErr> {
+        let backend = db.get_database_backend();
+        match backend {
+            DbBackend::Sqlite => {
+                // A read never waits inside, so one per thread that can run one.
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let options = db.get_sqlite_connection_pool().connect_options();
+                Ok(Self::Sqlite(Arc::new(SqliteReaders {
+                    connections: (0..threads).map(|_| Mutex::new(None)).collect(),
+                    path: options.get_filename().to_owned(),
+                    sql: sessions::find_with_user_query("").build(backend).sql,
+                })))
+            }
+            DbBackend::Postgres => {
+                let options = db.get_postgres_connection_pool().connect_options();
+                Ok(Self::Postgres(Arc::new(PgReaders {
+                    permits: Arc::new(Semaphore::new(connections.max(1))),
+                    idle: Mutex::new(Vec::new()),
+                    waiting: Mutex::new(Vec::new()),
+                    // A plan cached while `sessions` was small scans it
+                    // once it is large, until PostgreSQL happens to analyze
+                    // it; plan each statement for the table as it is.
+                    options: (*options)
+                        .clone()
+                        .options([("plan_cache_mode", "force_custom_plan")]),
+                    sql: sessions::find_many_with_user_sql(),
+                    timeout,
+                })))
+            }
+            other => Err(DbErr::Custom(format!("{other:?} is not supported"))),
         }
-        let options = db.get_sqlite_connection_pool().connect_options();
-        let mut connections = Vec::with_capacity(SQLITE_READERS);
-        for _ in 0..SQLITE_READERS {
-            let connection = options.connect().await.map_err(to_conn_err)?;
-            connections.push(Mutex::new(connection));
-        }
-        Ok(Self::Sqlite(Arc::new(SqliteReaders {
-            connections,
-            next: AtomicUsize::new(0),
-            sql: lookup_sql(),
-        })))
     }
 
-    /// The session with this token hash and its user.
-    pub async fn find_with_user(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-        match self {
-            Self::Pool(db) => sessions::find_with_user(db, token_hash).await,
-            Self::Sqlite(readers) => readers.find_with_user(token_hash).await,
-        }
+    /// The session with this token hash and its account.
+    pub async fn find(&self, token_hash: &TokenHash) -> Result<Option<GuardRow>, DbErr> {
+        let started = Instant::now();
+        let read = match self {
+            Self::Sqlite(readers) => readers.read(token_hash.as_str()),
+            Self::Postgres(readers) => readers.read(token_hash.as_str()).await,
+        };
+        measure::query(started.elapsed(), read.is_err());
+        read
     }
 }
 
 impl SqliteReaders {
-    async fn find_with_user(
-        &self,
-        token_hash: &TokenHash,
-    ) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let mut connection = self.connections[turn].lock().await;
-        let row = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()))
-            .bind(token_hash.as_str())
-            .fetch_optional(&mut *connection)
-            .await
-            .map_err(to_query_err)?;
-        drop(connection);
-        let Some(row) = row else { return Ok(None) };
-        let (session, user) = SelectTwoModel::<session::Model, user::Model>::from_raw_query_result(
-            QueryResult::from(row),
+    fn read(&self, token_hash: &str) -> Result<Option<GuardRow>, DbErr> {
+        // Reads run on the async workers, so a free connection is nearly
+        // always there; if not, wait for one (a read takes microseconds).
+        let slot = self
+            .connections
+            .iter()
+            .find_map(|slot| match slot.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
+            });
+        let mut slot = match slot {
+            Some(slot) => slot,
+            None => self.connections[0]
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        };
+        if slot.is_none() {
+            *slot = Some(self.open().map_err(conn_err)?);
+        }
+        let Some(connection) = slot.as_ref() else {
+            return Err(DbErr::Custom("no SQLite reader".into()));
+        };
+        let read = query_sqlite(connection, &self.sql, token_hash);
+        if read.is_err() {
+            // Start afresh next time rather than keep a connection in doubt.
+            *slot = None;
+        }
+        read
+    }
+
+    fn open(&self) -> rusqlite::Result<rusqlite::Connection> {
+        let connection = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Ok(user.map(|user| (session, user)))
+        connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+        Ok(connection)
     }
 }
 
-fn lookup_sql() -> String {
-    sessions::find_with_user_query("")
-        .build(DbBackend::Sqlite)
-        .sql
+fn query_sqlite(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    token_hash: &str,
+) -> Result<Option<GuardRow>, DbErr> {
+    let mut statement = connection.prepare_cached(sql).map_err(query_err)?;
+    let mut rows = statement.query([token_hash]).map_err(query_err)?;
+    let Some(row) = rows.next().map_err(query_err)? else {
+        return Ok(None);
+    };
+    let text = |i: usize| -> Result<Option<String>, DbErr> { row.get(i).map_err(query_err) };
+    let time = |i: usize| -> Result<Option<DateTime<Utc>>, DbErr> {
+        match row.get_ref(i).map_err(query_err)? {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            rusqlite::types::ValueRef::Text(t) => parse_sqlite_time(t).map(Some),
+            other => Err(decode_err(format!("column {i}: {:?}", other.data_type()))),
+        }
+    };
+    let required = |value: Option<DateTime<Utc>>, i: usize| {
+        value.ok_or_else(|| decode_err(format!("column {i} is NULL")))
+    };
+    let uuid = |i: usize| -> Result<Uuid, DbErr> {
+        match row.get_ref(i).map_err(query_err)? {
+            rusqlite::types::ValueRef::Blob(b) => {
+                Uuid::from_slice(b).map_err(|e| decode_err(e.to_string()))
+            }
+            rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                .ok()
+                .and_then(|t| Uuid::parse_str(t).ok())
+                .ok_or_else(|| decode_err(format!("column {i}: not a UUID"))),
+            other => Err(decode_err(format!("column {i}: {:?}", other.data_type()))),
+        }
+    };
+    let flag = |i: usize| -> Result<bool, DbErr> { row.get(i).map_err(query_err) };
+    Ok(Some(guard_row(Columns {
+        id: uuid(0)?,
+        user_id: uuid(1)?,
+        created_at: required(time(2)?, 2)?,
+        last_activity_at: required(time(3)?, 3)?,
+        revoked_at: time(4)?,
+        revoked_reason: text(5)?,
+        user_agent: text(6)?,
+        ip_address: text(7)?,
+        authenticated_at: time(8)?,
+        remember_me: flag(9)?,
+        end_recorded: flag(10)?,
+        email: text(11)?.ok_or_else(|| decode_err("email is NULL".into()))?,
+        email_verified_at: time(12)?,
+        user_created_at: required(time(13)?, 13)?,
+        disabled_at: time(14)?,
+    })))
 }
 
-fn to_query_err(err: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+/// A timestamp as sqlx writes it to SQLite (RFC 3339), or as SQLite's own
+/// functions do (`YYYY-MM-DD HH:MM:SS`, UTC).
+fn parse_sqlite_time(text: &[u8]) -> Result<DateTime<Utc>, DbErr> {
+    let text = std::str::from_utf8(text).map_err(|e| decode_err(e.to_string()))?;
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .map_err(|_| decode_err(format!("not a timestamp: {text}")))
 }
 
-fn to_conn_err(err: sqlx::Error) -> DbErr {
-    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)))
+impl PgReaders {
+    async fn read(self: &Arc<Self>, token_hash: &str) -> Result<Option<GuardRow>, DbErr> {
+        let (answer, answered) = oneshot::channel();
+        self.lock_waiting().push(Waiting {
+            token_hash: token_hash.to_owned(),
+            answer,
+        });
+        self.dispatch();
+        let unavailable = |err: sqlx::Error| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err)));
+        match tokio::time::timeout(self.timeout, answered).await {
+            Ok(Ok(Ok(row))) => Ok(row),
+            Ok(Ok(Err(err))) => Err(DbErr::Query(RuntimeErr::SqlxError(err))),
+            // The statement's task ended without answering (its own timeout).
+            Ok(Err(_)) | Err(_) => Err(unavailable(sqlx::Error::PoolTimedOut)),
+        }
+    }
+
+    /// Starts a statement for the waiting lookups if a connection is free.
+    /// Called after every arrival and after every statement, so no lookup
+    /// is left waiting while a connection is free.
+    fn dispatch(self: &Arc<Self>) {
+        loop {
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                return;
+            };
+            let batch: Vec<Waiting> = {
+                let mut waiting = self.lock_waiting();
+                let oldest = waiting.len().min(MAX_BATCH);
+                waiting.drain(..oldest).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let readers = self.clone();
+            tokio::spawn(async move {
+                readers.answer(batch).await;
+                drop(permit);
+                readers.dispatch();
+            });
+        }
+    }
+
+    async fn answer(&self, batch: Vec<Waiting>) {
+        let mut hashes: Vec<&str> = batch.iter().map(|w| w.token_hash.as_str()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        let rows = tokio::time::timeout(self.timeout, self.fetch_once_or_twice(&hashes))
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        let found: Result<HashMap<String, GuardRow>, Arc<sqlx::Error>> =
+            rows.map_err(Arc::new).and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        let hash: String = row.try_get(15)?;
+                        Ok((hash, pg_guard_row(row)?))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Arc::new)
+            });
+        for waiting in batch {
+            let answer = match &found {
+                Ok(found) => Ok(found.get(&waiting.token_hash).cloned()),
+                Err(err) => Err(err.clone()),
+            };
+            // The request may have given up; nothing to do then.
+            let _ = waiting.answer.send(answer);
+        }
+    }
+
+    async fn fetch_once_or_twice(&self, hashes: &[&str]) -> Result<Vec<PgRow>, sqlx::Error> {
+        if let Some(mut connection) = self.take_idle()
+            && let Ok(rows) = self.fetch(&mut connection, hashes).await
+        {
+            self.put_idle(connection);
+            return Ok(rows);
+        }
+        let mut connection = self.options.connect().await?;
+        let rows = self.fetch(&mut connection, hashes).await?;
+        self.put_idle(connection);
+        Ok(rows)
+    }
+
+    /// The lookup as a prepared statement, cached on the connection.
+    async fn fetch(
+        &self,
+        connection: &mut PgConnection,
+        hashes: &[&str],
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()))
+            .bind(hashes)
+            .fetch_all(connection)
+            .await
+    }
+
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take_idle(&self) -> Option<PgConnection> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    fn put_idle(&self, connection: PgConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(connection);
+        }
+    }
+}
+
+fn pg_guard_row(row: &PgRow) -> Result<GuardRow, sqlx::Error> {
+    Ok(guard_row(Columns {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        last_activity_at: row.try_get(3)?,
+        revoked_at: row.try_get(4)?,
+        revoked_reason: row.try_get(5)?,
+        user_agent: row.try_get(6)?,
+        ip_address: row.try_get(7)?,
+        authenticated_at: row.try_get(8)?,
+        remember_me: row.try_get(9)?,
+        end_recorded: row.try_get(10)?,
+        email: row.try_get(11)?,
+        email_verified_at: row.try_get(12)?,
+        user_created_at: row.try_get(13)?,
+        disabled_at: row.try_get(14)?,
+    }))
+}
+
+/// The lookup's columns, in its order.
+struct Columns {
+    id: Uuid,
+    user_id: Uuid,
+    created_at: DateTime<Utc>,
+    last_activity_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    revoked_reason: Option<String>,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+    authenticated_at: Option<DateTime<Utc>>,
+    remember_me: bool,
+    end_recorded: bool,
+    email: String,
+    email_verified_at: Option<DateTime<Utc>>,
+    user_created_at: DateTime<Utc>,
+    disabled_at: Option<DateTime<Utc>>,
+}
+
+fn guard_row(c: Columns) -> GuardRow {
+    GuardRow {
+        session: SessionRecord {
+            id: c.id,
+            created_at: c.created_at,
+            last_activity_at: c.last_activity_at,
+            revoked_at: c.revoked_at,
+            revoked_reason: c.revoked_reason,
+            user_agent: c.user_agent,
+            ip_address: c.ip_address,
+            // As in `SessionRecord::from`: only rows older than step-up
+            // lacked it, and those were backfilled with their creation.
+            authenticated_at: c.authenticated_at.unwrap_or(c.created_at),
+            remember_me: c.remember_me,
+            end_recorded: c.end_recorded,
+        },
+        account: Account {
+            id: c.user_id,
+            email: c.email,
+            email_verified: c.email_verified_at.is_some(),
+            created_at: c.user_created_at,
+        },
+        disabled: c.disabled_at.is_some(),
+    }
+}
+
+/// Busy or locked is "unavailable now" (503), as on the pool.
+fn query_err(err: rusqlite::Error) -> DbErr {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    match err.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => conn_err(err),
+        _ => DbErr::Query(RuntimeErr::Internal(format!("SQLite guard read: {err}"))),
+    }
+}
+
+fn conn_err(err: rusqlite::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(format!("SQLite guard read: {err}")))
+}
+
+fn decode_err(message: String) -> DbErr {
+    DbErr::Type(format!("guard read: {message}"))
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use entity::{session, user};
 use sea_orm::sea_query::{Expr, Query, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, SelectTwo, UpdateMany,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, UpdateMany,
 };
 use uuid::Uuid;
 
@@ -82,27 +82,48 @@ pub async fn insert(
     Ok((inserted == 1).then_some(model))
 }
 
-/// The session with this token hash and its user, in one indexed query.
-pub async fn find_with_user(
-    db: &impl ConnectionTrait,
-    token_hash: &TokenHash,
-) -> Result<Option<(session::Model, user::Model)>, DbErr> {
-    let rows = find_with_user_query(token_hash.as_str()).all(db).await?;
-    Ok(rows
-        .into_iter()
-        .next()
-        .and_then(|(session, user)| Some((session, user?))))
+/// The guard's lookup: the session with this token hash, joined to its
+/// account, in one indexed query. It selects what the guard judges and
+/// serves, in this order, and neither the token's hash nor the password's:
+/// the session's `id`, `user_id`, `created_at`, `last_activity_at`,
+/// `revoked_at`, `revoked_reason`, `user_agent`, `ip_address`,
+/// `authenticated_at`, `remember_me`, `end_recorded`, then the account's
+/// `email`, `email_verified_at`, `created_at` and `disabled_at`.
+pub fn find_with_user_query(token_hash: &str) -> Select<session::Entity> {
+    use session::Column as S;
+    use user::Column as U;
+    session::Entity::find()
+        .select_only()
+        .columns([
+            S::Id,
+            S::UserId,
+            S::CreatedAt,
+            S::LastActivityAt,
+            S::RevokedAt,
+            S::RevokedReason,
+            S::UserAgent,
+            S::IpAddress,
+            S::AuthenticatedAt,
+            S::RememberMe,
+            S::EndRecorded,
+        ])
+        .columns([U::Email, U::EmailVerifiedAt, U::CreatedAt, U::DisabledAt])
+        .inner_join(user::Entity)
+        .filter(S::TokenHash.eq(token_hash))
 }
 
-/// The guard's lookup, for [`find_with_user`] and the dedicated readers.
-///
-/// `token_hash` is unique, so callers take all rows rather than `one()`:
-/// `one()` binds `LIMIT ?`, and SQLite re-plans a statement whenever a bound
-/// LIMIT changes, so every guard check would pay for a fresh parse.
-pub fn find_with_user_query(token_hash: &str) -> SelectTwo<session::Entity, user::Entity> {
-    session::Entity::find()
-        .filter(session::Column::TokenHash.eq(token_hash))
-        .find_also_related(user::Entity)
+/// The guard's lookup for many token hashes at once, on PostgreSQL (bind
+/// one `text[]`): the columns of [`find_with_user_query`], then the token
+/// hash, to match rows to requests.
+pub fn find_many_with_user_sql() -> String {
+    find_with_user_query("")
+        .column(session::Column::TokenHash)
+        .build(DbBackend::Postgres)
+        .sql
+        .replace(
+            r#""sessions"."token_hash" = $1"#,
+            r#""sessions"."token_hash" = ANY($1)"#,
+        )
 }
 
 /// Records activity at `now`, only forward and only while the session is

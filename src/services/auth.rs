@@ -21,7 +21,7 @@ use crate::domain::session_policy::{
 use crate::domain::token::{Purpose, SessionToken};
 use crate::error::{AppError, AuthFailure};
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::session_reader::SessionReader;
+use crate::repo::session_reader::{GuardRow, SessionReader};
 use crate::repo::sessions::{self, Revocation};
 use crate::repo::{email_tokens, users};
 use crate::services::expiry;
@@ -239,15 +239,18 @@ impl AuthService {
         now: DateTime<Utc>,
         passive: bool,
     ) -> Result<CurrentSession, AppError> {
-        let (session, user) = self
+        let GuardRow {
+            session: mut record,
+            account,
+            disabled,
+        } = self
             .reader
-            .find_with_user(&token.hash())
+            .find(&token.hash())
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-        if user.disabled_at.is_some() {
+        if disabled {
             return Err(AppError::Unauthenticated(AuthFailure::AccountDisabled));
         }
-        let mut record = SessionRecord::from(&session);
         if let Err(refused) = self.judge(&record, now) {
             // The reader's row may predate a slide that kept the session
             // alive: read it again from the primary before refusing.
@@ -257,7 +260,7 @@ impl AuthService {
             record = SessionRecord::from(&fresh);
             if let Err(refused) = self.judge(&record, now) {
                 if !record.end_recorded && record.revoked_at.is_none() {
-                    expiry::record(&self.db, &self.rules.policies, user.id, &record, now).await;
+                    expiry::record(&self.db, &self.rules.policies, account.id, &record, now).await;
                 }
                 return Err(refused);
             }
@@ -271,7 +274,7 @@ impl AuthService {
         } else {
             record
         };
-        Ok(self.current(Account::from(&user), record))
+        Ok(self.current(account, record))
     }
 
     /// A session's state at `now`, read from the primary, for a live

@@ -5,11 +5,15 @@
 //! its address back the attempt. Sign-ups are counted per address the same
 //! way, and never given back.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnAcquireErr, DatabaseConnection, DbErr, TransactionTrait};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
@@ -27,6 +31,12 @@ const MAX_ROUNDS: usize = 64;
 pub struct LoginThrottle {
     db: DatabaseConnection,
     policies: ThrottlePolicies,
+    /// Counts in progress at once: a flood of sign-ins contending for one
+    /// counter must leave the rest of the pool to everyone else, such as
+    /// the guard's activity writes.
+    permits: Arc<Semaphore>,
+    /// How long a count waits for its turn before SERVICE_UNAVAILABLE.
+    wait: Duration,
 }
 
 /// Attempts counted for one password check, to settle when it is done.
@@ -37,9 +47,32 @@ pub struct Reservation {
 }
 
 impl LoginThrottle {
-    /// Wires the limits to the database.
-    pub fn new(db: DatabaseConnection, policies: ThrottlePolicies) -> Self {
-        Self { db, policies }
+    /// Wires the limits to the database, using at most `connections` of
+    /// its pool at once.
+    pub fn new(
+        db: DatabaseConnection,
+        policies: ThrottlePolicies,
+        connections: usize,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            db,
+            policies,
+            permits: Arc::new(Semaphore::new(connections.max(1))),
+            wait,
+        }
+    }
+
+    /// Runs `work` once a place is free, within `wait`.
+    async fn bounded<T>(
+        &self,
+        work: impl Future<Output = Result<T, AppError>>,
+    ) -> Result<T, AppError> {
+        let waited = tokio::time::timeout(self.wait, self.permits.acquire()).await;
+        let Ok(Ok(_permit)) = waited else {
+            return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout).into());
+        };
+        work.await
     }
 
     /// Counts a password attempt for `email` from `ip`, or refuses it with
@@ -54,7 +87,7 @@ impl LoginThrottle {
         let address = ip.map(|ip| address_key("ip", ip));
         let mut keys = vec![(account.clone(), self.policies.account)];
         keys.extend(address.clone().map(|key| (key, self.policies.address)));
-        self.count(&keys, now).await?;
+        self.bounded(self.count(&keys, now)).await?;
         Ok(Reservation { account, address })
     }
 
@@ -62,11 +95,14 @@ impl LoginThrottle {
     /// address back its attempt (one good password must not wash away
     /// guesses at other accounts).
     pub async fn succeeded(&self, reservation: Reservation) -> Result<(), AppError> {
-        throttles::clear(&self.db, &reservation.account).await?;
-        if let Some(address) = &reservation.address {
-            throttles::give_back(&self.db, address).await?;
-        }
-        Ok(())
+        self.bounded(async {
+            throttles::clear(&self.db, &reservation.account).await?;
+            if let Some(address) = &reservation.address {
+                throttles::give_back(&self.db, address).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Counts a sign-up from `ip`, or refuses it while the address is locked.
@@ -77,7 +113,8 @@ impl LoginThrottle {
     ) -> Result<(), AppError> {
         let Some(ip) = ip else { return Ok(()) };
         let key = address_key("register", ip);
-        self.count(&[(key, self.policies.registration)], now).await
+        self.bounded(self.count(&[(key, self.policies.registration)], now))
+            .await
     }
 
     /// Counts an e-mail asked for `email` (a reset link, a verification
@@ -93,13 +130,14 @@ impl LoginThrottle {
         let address = format!("mail:{}", digest(email));
         let mut keys = vec![(address, self.policies.mail_address)];
         keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
-        self.count(&keys, now).await
+        self.bounded(self.count(&keys, now)).await
     }
 
     /// Forgets the account's failed sign-ins: its owner just proved control
     /// of the address with a reset link.
     pub async fn forgive(&self, email: &Email) -> Result<(), AppError> {
-        Ok(throttles::clear(&self.db, &account_key(email)).await?)
+        self.bounded(async { Ok(throttles::clear(&self.db, &account_key(email)).await?) })
+            .await
     }
 
     /// Deletes counters that have gone quiet and are not locked.

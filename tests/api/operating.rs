@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use crate::helpers::{Server, serve_with, sqlite_url};
 
 /// Scrapes `url` and parses it as Prometheus does.
-async fn scrape(url: &str) -> Scrape {
+pub async fn scrape(url: &str) -> Scrape {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text")
 }
 
 /// The value of `name` with exactly these labels (0 if absent); a
 /// histogram's count.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()
