@@ -20,6 +20,8 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+import where_time_goes
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 LUA = BENCH / "wrk" / "request.lua"
@@ -172,9 +174,19 @@ def bench_gatehouse(args, workdir):
     token = post(graphql, register)[1]["data"]["register"]["token"]
     conns, repeats, d = args.connections, args.repeats, args.duration
     results = {}
+    phases = set(args.phases)
     print("Gatehouse", flush=True)
+    if phases == {"scaling"}:
+        results["scaling"] = scaling(args, database_url, graphql, token)
+        server.stop()
+        return results
     results["ceiling"] = measure("{ __typename } (ceiling)", graphql, conns, repeats, d, body=CEILING)
     results["me"] = measure("me", graphql, conns, repeats, d, body=ME, token=token)
+    if args.profile:
+        results["profile"] = where_time_goes.record(server.process.pid, graphql, ME, token, args.profile)
+    if "full" not in phases:
+        server.stop()
+        return results
     results["refresh"] = measure("refreshSession", graphql, conns, repeats, d, body=REFRESH, token=token)
     results["login"] = measure("login", graphql, conns, repeats, d, body=LOGIN)
 
@@ -196,20 +208,29 @@ def bench_gatehouse(args, workdir):
     print(f"  flood: peak RSS {results['flood']['peak_rss_mib']:.1f} MiB, "
           f"{flood_line['requests']} logins sent, {flood_line['non2xx']} refused", flush=True)
 
-    # me latency against the size of the sessions table.
+    results["scaling"] = scaling(args, database_url, graphql, token)
+    server.stop()
+    return results
+
+
+def scaling(args, database_url, graphql, token):
+    """me latency against the size of the sessions table."""
+    sqlite = database_url.startswith("sqlite")
     run_sql(database_url, "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES "
-            + ("(randomblob(16)" if database_url.startswith("sqlite") else "(gen_random_uuid()")
+            + ("(randomblob(16)" if sqlite else "(gen_random_uuid()")
             + ", 'seed@example.com', 'x', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')")
-    seed = seed_sessions_sql if database_url.startswith("sqlite") else pg_seed_sql
-    scaling = {}
+    seed = seed_sessions_sql if sqlite else pg_seed_sql
+    results = {}
     for target in args.rows:
         have = count_sessions(database_url)
         if have < target:
             run_sql(database_url, seed(target - have))
+            # A table just grown by a bulk insert is what autovacuum works on
+            # next; measure the steady state, not the two competing.
+            run_sql(database_url, "ANALYZE" if sqlite else "VACUUM ANALYZE sessions")
         rows = count_sessions(database_url)
-        scaling[rows] = measure(f"me with {rows:,} sessions", graphql, [32], repeats, d, body=ME, token=token)[32]
-    results["scaling"] = scaling
-    server.stop()
+        results[rows] = measure(f"me with {rows:,} sessions", graphql, [32], args.repeats, args.duration,
+                                body=ME, token=token)[32]
     return results
 
 
@@ -269,6 +290,13 @@ def main():
     parser.add_argument("--connections", type=int, nargs="+", default=[1, 32, 256])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000, 1_000_000])
     parser.add_argument("--out", default=str(BENCH / "results"))
+    parser.add_argument("--label", help="names the results: DATE-LABEL.{json,md,svg}")
+    parser.add_argument("--phases", nargs="+", default=["full"], choices=["full", "guard", "scaling"],
+                        help="guard: only the ceiling and me (a lever's quick check); scaling: only me against table size")
+    parser.add_argument("--no-peer", action="store_true", help="skip Better Auth")
+    parser.add_argument("--no-argon2", action="store_true", help="skip the argon2 limit (and its build)")
+    parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                        help="also profile the whole machine with perf during me at 32 connections")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
@@ -281,15 +309,16 @@ def main():
             "database": "postgresql" if args.postgres else "sqlite",
             "machine": machine(),
             "settings": {"duration": args.duration, "repeats": args.repeats, "connections": args.connections},
-            "argon2": argon2_limit(),
+            "argon2": None if args.no_argon2 else argon2_limit(),
             "gatehouse": bench_gatehouse(args, workdir),
-            "peer": bench_peer(args, workdir),
+            "peer": None if args.no_peer else bench_peer(args, workdir),
         }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{started:%Y-%m-%d}-{report['database']}"
+    stem = f"{started:%Y-%m-%d}-{args.label or report['database']}"
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    subprocess.run([sys.executable, str(BENCH / "report.py"), str(out / f"{stem}.json")], check=True)
+    if "ceiling" in report["gatehouse"]:
+        subprocess.run([sys.executable, str(BENCH / "report.py"), str(out / f"{stem}.json")], check=True)
 
 
 if __name__ == "__main__":

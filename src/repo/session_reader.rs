@@ -113,12 +113,11 @@ impl SessionReader {
                     permits: Arc::new(Semaphore::new(connections.max(1))),
                     idle: Mutex::new(Vec::new()),
                     waiting: Mutex::new(Vec::new()),
-                    // A plan cached while `sessions` was small scans it
-                    // once it is large, until PostgreSQL happens to analyze
-                    // it; plan each statement for the table as it is.
-                    options: (*options)
-                        .clone()
-                        .options([("plan_cache_mode", "force_custom_plan")]),
+                    // A plan cached while `sessions` was small scanned it
+                    // once it was large, until PostgreSQL happened to
+                    // analyze it. These connections run only the lookup,
+                    // which must always search the index.
+                    options: (*options).clone().options([("enable_seqscan", "off")]),
                     sql: sessions::find_many_with_user_sql(),
                     timeout,
                 })))
