@@ -414,6 +414,23 @@ pub struct WebSettings {
     /// holds it.
     #[arg(long, env = "GATEHOUSE_TRUSTED_DOCUMENTS")]
     pub trusted_documents: Option<std::path::PathBuf>,
+
+    /// Reverse proxies whose forwarding headers are believed, as addresses
+    /// or CIDRs, comma-separated (e.g. `127.0.0.1,10.0.0.0/8`). From these
+    /// peers the client is the rightmost address of `X-Forwarded-For` (or
+    /// `Forwarded`) that is not itself a trusted proxy. Unset: forwarding
+    /// headers are ignored, and the client is the TCP peer.
+    #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A network as a CIDR, or one address as its own network.
+fn parse_network(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an address nor a CIDR like 10.0.0.0/8"))
 }
 
 /// An origin as browsers send it: `scheme://host[:port]`, nothing more.
