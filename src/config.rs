@@ -319,8 +319,10 @@ pub struct SessionFeatures {
     pub fresh_age: Duration,
 
     /// The most live sessions one account may have; a sign-in past it signs
-    /// out the least recently active. 0: no limit.
-    #[arg(long, env = "GATEHOUSE_MAX_SESSIONS_PER_USER", default_value_t = 0)]
+    /// out the least recently active. 0: no limit. 100 is several devices
+    /// and browsers signing in daily for a month of remember-me, with room
+    /// to spare, and keeps what a thief with the password can pile up small.
+    #[arg(long, env = "GATEHOUSE_MAX_SESSIONS_PER_USER", default_value_t = 100)]
     pub max_sessions_per_user: u32,
 
     /// How long before a session ends `sessionStatus` warns its subscribers.
@@ -479,6 +481,13 @@ pub struct LoginLimits {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub register_max_per_ip: u32,
 
+    /// Successful sign-ins one account may make per hour. A person signs in
+    /// a few times a day; a thief with the password must not be able to
+    /// fill the database with sessions and events.
+    #[arg(long, env = "GATEHOUSE_SIGNIN_MAX_PER_ACCOUNT", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub signin_max_per_account: u32,
+
     /// Reset and verification e-mails one address may be sent per hour.
     #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_ADDRESS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -497,6 +506,8 @@ pub struct ThrottlePolicies {
     pub account: ThrottlePolicy,
     pub address: ThrottlePolicy,
     pub registration: ThrottlePolicy,
+    /// Successful sign-ins of one account.
+    pub signin: ThrottlePolicy,
     /// E-mails asked for one address (reset and verification links).
     pub mail_address: ThrottlePolicy,
     /// E-mails asked for from one client address, across addresses.
@@ -521,6 +532,7 @@ impl LoginLimits {
             // Every sign-up counts, successful or not: what is limited is
             // account creation and what EMAIL_TAKEN reveals.
             registration: ThrottlePolicy::new(self.register_max_per_ip, hour, hour, hour),
+            signin: ThrottlePolicy::rate(self.signin_max_per_account, hour),
             mail_address: ThrottlePolicy::rate(self.mail_max_per_address, hour),
             mail_client: ThrottlePolicy::rate(self.mail_max_per_ip, hour),
         }
@@ -724,6 +736,8 @@ mod tests {
         let s = settings("30m", "12h");
         assert_eq!(s.idle_timeout, Duration::from_secs(30 * 60));
         assert_eq!(s.absolute_timeout, Duration::from_secs(12 * 3600));
+        assert_eq!(s.sessions.max_sessions_per_user, 100);
+        assert_eq!(s.login_limits.signin_max_per_account, 30);
         assert!(s.validate().is_ok());
     }
 

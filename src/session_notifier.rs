@@ -73,14 +73,17 @@ impl SessionNotifier {
         if txn.get_database_backend() != DbBackend::Postgres {
             return Ok(Pending(notices));
         }
-        for notice in notices {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), notice.payload().into()],
-            ))
-            .await?;
+        if notices.is_empty() {
+            return Ok(Pending(Vec::new()));
         }
+        // One statement however many sessions ended: payloads hold no comma.
+        let payloads: Vec<String> = notices.iter().map(|n| n.payload()).collect();
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, p) FROM unnest(string_to_array($2, ',')) AS p",
+            [CHANNEL.into(), payloads.join(",").into()],
+        ))
+        .await?;
         Ok(Pending(Vec::new()))
     }
 

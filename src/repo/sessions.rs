@@ -331,24 +331,32 @@ pub async fn enforce_limit(
     policies: &SessionPolicies,
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, DbErr> {
-    let others = session::Entity::find()
+    let others: Vec<Uuid> = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::Id.ne(keep))
         .filter(live_at(policies, now))
         .order_by_desc(session::Column::LastActivityAt)
         .order_by_desc(session::Column::CreatedAt)
+        .into_tuple()
         .all(db)
         .await?;
     let room = (limit as usize).saturating_sub(1);
-    let excess: Vec<Uuid> = others.iter().skip(room).map(|s| s.id).collect();
-    if !excess.is_empty() {
+    let excess = others.get(room..).unwrap_or_default().to_vec();
+    // In chunks: a limit lowered under thousands of live sessions must not
+    // exceed the database's bound parameters.
+    for chunk in excess.chunks(IDS_PER_STATEMENT) {
         revoking(now, Revocation::SessionLimit)
-            .filter(session::Column::Id.is_in(excess.clone()))
+            .filter(session::Column::Id.is_in(chunk.iter().copied()))
             .exec(db)
             .await?;
     }
     Ok(excess)
 }
+
+/// Ids bound in one `IN (…)`.
+const IDS_PER_STATEMENT: usize = 1000;
 
 /// Marks the end of a session that timed out by `now`, with which timeout;
 /// returns whether this call did. Of all the nodes that see an expiry,

@@ -172,6 +172,7 @@ impl AuthService {
             return Err(AppError::AccountDisabled);
         }
         self.throttle.succeeded(reservation).await?;
+        self.throttle.reserve_signin(user.id, now).await?;
         if let Some(hash) = verified.rehash {
             users::rehash_password(&self.db, user.id, hash, now).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnAcquireErr, DatabaseConnection, DbErr, TransactionTrait};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
@@ -105,6 +106,15 @@ impl LoginThrottle {
         .await
     }
 
+    /// Counts a successful sign-in of `user`, or refuses it with
+    /// `RATE_LIMITED` past the account's hourly number. Only a right
+    /// password reaches this, so strangers cannot spend it.
+    pub async fn reserve_signin(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
+        let key = format!("signin:{user}");
+        self.bounded(self.count(&[(key, self.policies.signin)], now))
+            .await
+    }
+
     /// Counts a sign-up from `ip`, or refuses it while the address is locked.
     pub async fn reserve_registration(
         &self,
@@ -147,6 +157,7 @@ impl LoginThrottle {
             p.account,
             p.address,
             p.registration,
+            p.signin,
             p.mail_address,
             p.mail_client,
         ]

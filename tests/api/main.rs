@@ -15,6 +15,7 @@ mod hostile_documents;
 mod http_spec;
 mod live_status;
 mod mailbox;
+mod mass_revocation;
 mod operating;
 mod operations;
 mod purge;

@@ -114,3 +114,26 @@ async fn counters_hold_across_nodes_and_restarts() {
     a.restart().await;
     assert_rate_limited(&a.login(&email, PASSWORD).await);
 }
+
+/// A thief with the password cannot pile up sessions: successful sign-ins
+/// are limited per account per hour, on every node together, and the
+/// refusal is the ordinary `RATE_LIMITED`.
+#[tokio::test]
+async fn successful_sign_ins_are_limited_per_account_across_nodes() {
+    let database = TestDatabase::create().await;
+    let limit = |s: &mut gatehouse::config::Settings| s.login_limits.signin_max_per_account = 4;
+    let a = spawn_app_on(database.clone(), limit).await;
+    let b = spawn_app_on(database, limit).await;
+    // Sign-up opens a session without signing in.
+    let (email, _, _) = a.signed_in_user().await;
+    for node in [&a, &b, &a, &b] {
+        node.login(&email, PASSWORD).await.data("login");
+    }
+    let retry_after = assert_rate_limited(&b.login(&email, PASSWORD).await);
+    assert!((3590..=3600).contains(&retry_after), "{retry_after}");
+    assert_rate_limited(&a.login(&email, PASSWORD).await);
+    // A wrong password is still just wrong, and another account is unaffected.
+    assert_eq!(a.login(&email, WRONG).await.code(), "INVALID_CREDENTIALS");
+    let (other, _, _) = a.signed_in_user().await;
+    a.login(&other, PASSWORD).await.data("login");
+}
