@@ -17,6 +17,7 @@ use crate::repo::sessions::{self, Revocation};
 use crate::repo::users;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
+use crate::services::throttle::MailBudget;
 use crate::session_notifier::{Notice, SessionNotifier};
 
 /// Events shown by `gatehouse user show`.
@@ -58,7 +59,14 @@ impl Admin {
                 _ => e.into(),
             })?;
         self.outbox
-            .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)
+            .queue_link(
+                &txn,
+                Purpose::Verify,
+                user.id,
+                &user.email,
+                MailBudget::default(),
+                now,
+            )
             .await?;
         txn.commit().await?;
         tracing::info!(user_id = %user.id, "account created by an operator");

@@ -27,7 +27,7 @@ use crate::repo::{email_tokens, users};
 use crate::services::expiry;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
-use crate::services::throttle::LoginThrottle;
+use crate::services::throttle::{LoginThrottle, MailBudget};
 use crate::session_notifier::{Notice, SessionNotifier};
 
 /// The rules a session lives by, beyond its timeouts' instants.
@@ -118,6 +118,10 @@ impl AuthService {
         if users::find_by_email(&self.db, &email).await?.is_some() {
             return Err(AppError::EmailTaken);
         }
+        // Every message counts against its address, so signing up someone
+        // else's address again and again cannot flood it. Past the limit the
+        // account is made without the mail; its owner can ask again later.
+        let budget = self.mail_budget(&email, None, now).await?;
         let hash = self.passwords.hash(password).await?;
         let token = SessionToken::generate().map_err(AppError::internal)?;
         // The session starts at the request's instant, before the hashing
@@ -136,9 +140,11 @@ impl AuthService {
             .detail("REGISTER")
             .client(client);
         security_events::insert(&txn, vec![signed_in.remembered(false)]).await?;
-        self.outbox
-            .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)
-            .await?;
+        if let Some(budget) = budget {
+            self.outbox
+                .queue_link(&txn, Purpose::Verify, user.id, &user.email, budget, now)
+                .await?;
+        }
         txn.commit().await?;
         self.outbox.wake();
         tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
@@ -532,18 +538,30 @@ impl AuthService {
             ));
         }
         self.prove_password(current, password, client, now).await?;
-        self.throttle
+        let budget = self
+            .throttle
             .reserve_mail(&new_email, client.ip, now)
             .await?;
+        // The current address hears of it now, while it can still act: a
+        // message counted against it too, and sent only where its owner
+        // proved the address (else it would reach whoever the address is).
+        let notify_current = current.account.email_verified;
+        if notify_current {
+            let email = Email::parse(&current.account.email)
+                .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
+            self.throttle.reserve_mail(&email, None, now).await?;
+        }
         let (txn, at) = self.claim(current, now).await?;
         let user = current.account.id;
         self.outbox
-            .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), at)
+            .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), budget, at)
             .await?;
-        // The current address hears of it now, while it can still act.
-        self.outbox
-            .queue_email_change_requested(&txn, &current.account.email, new_email.as_str(), at)
-            .await?;
+        if notify_current {
+            let (from, to) = (&current.account.email, new_email.as_str());
+            self.outbox
+                .queue_email_change_requested(&txn, from, to, at)
+                .await?;
+        }
         txn.commit().await?;
         self.outbox.wake();
         tracing::info!(user_id = %user, "change of e-mail address requested");
@@ -575,6 +593,24 @@ impl AuthService {
         self.notifier.deliver(notices);
         tracing::info!(user_id = %user, "account deleted");
         Ok(())
+    }
+
+    /// Counts a message to `email`; `None` if its budget is spent, so the
+    /// caller goes on without sending it.
+    async fn mail_budget(
+        &self,
+        email: &Email,
+        ip: Option<std::net::IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MailBudget>, AppError> {
+        match self.throttle.reserve_mail(email, ip, now).await {
+            Ok(budget) => Ok(Some(budget)),
+            Err(AppError::RateLimited { .. }) => {
+                tracing::info!("message not sent: the address's hourly budget is spent");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Under a sign-in storm, refuses before any database work, so refused

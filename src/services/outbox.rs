@@ -15,6 +15,7 @@ use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
 use crate::mail::templates::Letters;
 use crate::repo::{email_tokens, outbox};
+use crate::services::throttle::MailBudget;
 
 /// How long each kind of e-mailed token lives.
 #[derive(Clone, Copy, Debug)]
@@ -44,12 +45,15 @@ impl Outbox {
     /// A new `purpose` token for the account, sent to `email` (for a
     /// verification, its own address or the one it asked to move to),
     /// replacing any older one of that purpose, and the message with its link.
+    /// The link stays valid at least until `budget.spent_until`: while the
+    /// address may be sent nothing more, this newest link must keep working.
     pub async fn queue_link(
         &self,
         txn: &DatabaseTransaction,
         purpose: Purpose,
         user_id: Uuid,
         email: &str,
+        budget: MailBudget,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let ttl = match purpose {
@@ -57,7 +61,9 @@ impl Outbox {
             Purpose::Verify => self.lifetimes.verify,
         };
         let token = EmailToken::generate(purpose).map_err(AppError::internal)?;
-        let expires_at = now + TimeDelta::from_std(ttl).map_err(AppError::internal)?;
+        let usual = now + TimeDelta::from_std(ttl).map_err(AppError::internal)?;
+        let expires_at = budget.spent_until.map_or(usual, |until| until.max(usual));
+        let ttl = (expires_at - now).to_std().unwrap_or(ttl);
         email_tokens::replace(txn, user_id, &token, email, now, expires_at).await?;
         let letter = match purpose {
             Purpose::Reset => self.letters.reset(email, &token, ttl),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
-use crate::domain::throttle_policy::{Admission, ThrottlePolicy, retry_after};
+use crate::domain::throttle_policy::{Admission, ThrottlePolicy, ThrottleState, retry_after};
 use crate::error::AppError;
 use crate::measure;
 use crate::repo::throttles;
@@ -38,6 +38,15 @@ pub struct LoginThrottle {
     permits: Arc<Semaphore>,
     /// How long a count waits for its turn before SERVICE_UNAVAILABLE.
     wait: Duration,
+}
+
+/// What one more message left of an address's hourly budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MailBudget {
+    /// Set when this message was the last the address may be sent until
+    /// then: a link in it stays valid at least that long, so the inbox
+    /// always holds a working one while requests are refused.
+    pub spent_until: Option<DateTime<Utc>>,
 }
 
 /// Attempts counted for one password check, to settle when it is done.
@@ -113,6 +122,7 @@ impl LoginThrottle {
         let key = format!("signin:{user}");
         self.bounded(self.count(&[(key, self.policies.signin)], now))
             .await
+            .map(drop)
     }
 
     /// Counts a sign-up from `ip`, or refuses it while the address is locked.
@@ -125,22 +135,28 @@ impl LoginThrottle {
         let key = address_key("register", ip);
         self.bounded(self.count(&[(key, self.policies.registration)], now))
             .await
+            .map(drop)
     }
 
-    /// Counts an e-mail asked for `email` (a reset link, a verification
-    /// link) from `ip`, or refuses it while either is locked. Counted
-    /// whether or not an account has the address, so the answer tells
-    /// nothing about it.
+    /// Counts a message to `email` (a link, a notice), asked for from `ip`
+    /// if a client asked for it, or refuses it while either is locked.
+    /// Counted whether or not an account has the address, so the answer
+    /// tells nothing about it.
     pub async fn reserve_mail(
         &self,
         email: &Email,
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    ) -> Result<MailBudget, AppError> {
         let address = format!("mail:{}", digest(email));
         let mut keys = vec![(address, self.policies.mail_address)];
         keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
-        self.bounded(self.count(&keys, now)).await
+        let states = self.bounded(self.count(&keys, now)).await?;
+        let spent_until = states
+            .first()
+            .and_then(|state| state.locked_until)
+            .filter(|until| *until > now);
+        Ok(MailBudget { spent_until })
     }
 
     /// Forgets the account's failed sign-ins: its owner just proved control
@@ -170,11 +186,12 @@ impl LoginThrottle {
 
     /// Counts one attempt on every key, all or none: read, decide, then
     /// compare-and-set each key in one transaction; a lost race reads again.
+    /// Returns each key's new state, in order.
     async fn count(
         &self,
         keys: &[(String, ThrottlePolicy)],
         now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    ) -> Result<Vec<ThrottleState>, AppError> {
         let names: Vec<String> = keys.iter().map(|(key, _)| key.clone()).collect();
         for _ in 0..MAX_ROUNDS {
             let rows = throttles::find(&self.db, &names).await?;
@@ -207,7 +224,7 @@ impl LoginThrottle {
                         measure::lock_placed(key_kind(key));
                     }
                 }
-                return Ok(());
+                return Ok(writes.into_iter().map(|(_, _, state)| state).collect());
             }
             txn.rollback().await?;
         }

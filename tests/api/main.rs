@@ -14,6 +14,7 @@ mod helpers;
 mod hostile_documents;
 mod http_spec;
 mod live_status;
+mod mail_limits;
 mod mailbox;
 mod mass_revocation;
 mod operating;
