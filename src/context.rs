@@ -100,6 +100,9 @@ impl From<&session::Model> for SessionRecord {
 pub struct Client {
     pub user_agent: Option<HeaderValue>,
     pub peer: Option<IpAddr>,
+    /// The known-device cookie, where cookies are on and the request could
+    /// not have been forged cross-site; only a sign-in reads it.
+    pub known_device: Option<String>,
 }
 
 impl Client {

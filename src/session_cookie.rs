@@ -29,6 +29,25 @@ impl SessionCookie {
         self.header(token, max_age_secs.max(0))
     }
 
+    /// A `Set-Cookie` that stores a known-device token for `max_age_secs`.
+    /// It is not a session: logging out keeps it.
+    pub fn set_device(&self, token: &str, max_age_secs: i64) -> Option<HeaderValue> {
+        self.header_named(self.device_name(), token, max_age_secs.max(0))
+    }
+
+    /// The known-device token from the request's cookie, if it carries one.
+    pub fn read_device<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        read_named(headers, self.device_name())
+    }
+
+    fn device_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-gatehouse_device"
+        } else {
+            "gatehouse_device"
+        }
+    }
+
     /// A `Set-Cookie` that deletes the cookie.
     pub fn clear(&self) -> HeaderValue {
         self.header("", 0)
@@ -37,24 +56,32 @@ impl SessionCookie {
 
     /// The token from the request's cookie, if it carries one.
     pub fn read<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == self.name())
-            .map(|(_, value)| value)
+        read_named(headers, self.name())
     }
 
     fn header(&self, value: &str, max_age: i64) -> Option<HeaderValue> {
+        self.header_named(self.name(), value, max_age)
+    }
+
+    fn header_named(&self, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
         let secure = if self.secure { "; Secure" } else { "" };
         HeaderValue::from_str(&format!(
-            "{}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
-            self.name()
+            "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
         ))
         .ok()
     }
+}
+
+/// The value of the cookie `name` in the request, if any.
+fn read_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! main crate, so nothing here can leak through a GraphQL derive.
 
 pub mod email_token;
+pub mod known_device;
 pub mod login_throttle;
 pub mod outbox;
 pub mod security_event;

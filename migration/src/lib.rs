@@ -11,6 +11,7 @@ mod m20261128_000005_credential_and_throttle_versions;
 mod m20261128_000006_session_features;
 mod m20261128_000007_account_recovery;
 mod m20261128_000008_disabled_accounts;
+mod m20261203_000009_known_devices;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_session_features::Migration),
             Box::new(m20261128_000007_account_recovery::Migration),
             Box::new(m20261128_000008_disabled_accounts::Migration),
+            Box::new(m20261203_000009_known_devices::Migration),
         ]
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - `gth_`: a session token;
 //! - `ghr_`: a password-reset token, sent by e-mail;
-//! - `ghv_`: an address-verification token, sent by e-mail.
+//! - `ghv_`: an address-verification token, sent by e-mail;
+//! - `ghd_`: a known-device token, kept by a client that signed in before.
 
 use std::fmt;
 
@@ -119,6 +120,40 @@ impl fmt::Debug for EmailToken {
     }
 }
 
+/// A raw known-device token: proof that a client signed in to an account
+/// before. It never prints.
+pub struct DeviceToken(String);
+
+impl DeviceToken {
+    const PREFIX: &str = "ghd_";
+
+    /// A new token from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        generate(Self::PREFIX).map(Self)
+    }
+
+    /// Accepts only the exact shape we issue.
+    pub fn parse(raw: &str) -> Option<Self> {
+        well_formed(Self::PREFIX, raw).then(|| Self(raw.to_owned()))
+    }
+
+    /// The raw token, to hand to its client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest to store and look up by.
+    pub fn hash(&self) -> TokenHash {
+        digest(&self.0)
+    }
+}
+
+impl fmt::Debug for DeviceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DeviceToken(<redacted>)")
+    }
+}
+
 impl TokenHash {
     /// The hex digest, as stored in `sessions.token_hash` and
     /// `email_tokens.token_hash`.
@@ -193,6 +228,17 @@ mod tests {
         assert!(verify.expose().starts_with("ghv_"));
         assert!(!format!("{verify:?}").contains(&verify.expose()[4..]));
         assert_ne!(reset.hash(), verify.hash());
+    }
+
+    #[test]
+    fn device_tokens_are_their_own_kind() {
+        let device = DeviceToken::generate().unwrap();
+        assert!(device.expose().starts_with("ghd_"));
+        assert!(DeviceToken::parse(device.expose()).is_some());
+        assert!(SessionToken::parse(device.expose()).is_none());
+        let session = SessionToken::generate().unwrap();
+        assert!(DeviceToken::parse(session.expose()).is_none());
+        assert!(!format!("{device:?}").contains(&device.expose()[4..]));
     }
 
     #[test]

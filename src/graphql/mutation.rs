@@ -15,7 +15,8 @@ use crate::graphql::types::{
 };
 use crate::graphql::{auth_service, recovery, request, signed_in, verified};
 use crate::measure;
-use crate::services::auth::SignedIn;
+use crate::services::auth::{LoginAttempt, SignedIn};
+use crate::services::known_devices;
 use crate::session_cookie::SessionCookie;
 
 /// The root of every write.
@@ -46,14 +47,17 @@ impl Mutation {
     ) -> Result<AuthPayload> {
         let request = request(ctx)?;
         let client = request.client.info();
+        let attempt = LoginAttempt {
+            email: &input.email,
+            password: input.password,
+            remember_me: input.remember_me,
+            device: input
+                .known_device
+                .as_deref()
+                .or(request.client.known_device.as_deref()),
+        };
         let signed_in = auth_service(ctx)?
-            .login(
-                &input.email,
-                input.password,
-                input.remember_me,
-                &client,
-                request.now,
-            )
+            .login(attempt, &client, request.now)
             .await;
         measure::sign_in(&signed_in);
         let signed_in = signed_in?;
@@ -271,11 +275,19 @@ impl Mutation {
 
 /// The payload of a new session; with cookies on, also sets the cookie for
 /// as long as the session can live.
+/// How long a browser keeps its known-device cookie: as long as the device
+/// is remembered unused.
+const DEVICE_MAX_AGE: i64 = known_devices::LIFETIME.num_seconds();
+
 fn signed_in_payload(ctx: &Context<'_>, signed_in: SignedIn, now: DateTime<Utc>) -> AuthPayload {
     let payload = AuthPayload::new(signed_in);
     if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
         let max_age = (payload.session.absolute_expires_at - now).num_seconds();
         if let Some(value) = cookie.set(&payload.token, max_age) {
+            ctx.append_http_header(header::SET_COOKIE, value);
+        }
+        let device = payload.known_device.as_deref();
+        if let Some(value) = device.and_then(|d| cookie.set_device(d, DEVICE_MAX_AGE)) {
             ctx.append_http_header(header::SET_COOKIE, value);
         }
     }

@@ -243,6 +243,11 @@ pub struct AuthPayload {
     pub user: User,
     /// The new session.
     pub session: Session,
+    /// This client's known-device token for the account. Keep it (it is
+    /// not a session) and send it as `knownDevice` with later sign-ins:
+    /// password guesses by strangers then cannot lock this client out.
+    /// With the session cookie on, it is also set as an HttpOnly cookie.
+    pub known_device: Option<String>,
 }
 
 impl AuthPayload {
@@ -250,6 +255,7 @@ impl AuthPayload {
     pub fn new(signed_in: SignedIn) -> Self {
         let session = &signed_in.session;
         Self {
+            known_device: signed_in.device.as_ref().map(|d| d.expose().to_owned()),
             token: signed_in.token.expose().to_owned(),
             user: User::from(&signed_in.account),
             session: Session::new(session, &signed_in.expiry, session.id),
@@ -302,6 +308,9 @@ pub struct LoginInput {
     /// absolute by default), if the server allows it.
     #[graphql(default)]
     pub remember_me: bool,
+    /// The `knownDevice` token a previous sign-in to this account gave this
+    /// client, if it has one. An unknown or foreign one is ignored.
+    pub known_device: Option<String>,
 }
 
 /// A password to prove again.

@@ -57,6 +57,11 @@ pub async fn authenticate_request(
     };
     let now = guard.auth.clock().now();
     let cookie_allowed = cookie_allowed(&request);
+    let known_device = guard
+        .cookie
+        .filter(|_| cookie_allowed.is_ok())
+        .and_then(|cookie| cookie.read_device(request.headers()))
+        .map(str::to_owned);
     let passive = match passive(request.headers()) {
         Ok(passive) => passive,
         Err(err) => return response::error(err, format),
@@ -75,6 +80,7 @@ pub async fn authenticate_request(
         Err(response) => return response,
     };
     let client = Client {
+        known_device,
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         peer: request
             .extensions()

@@ -2,6 +2,7 @@
 //! No policy lives here.
 
 pub mod email_tokens;
+pub mod known_devices;
 pub mod outbox;
 pub mod security_events;
 pub mod session_reader;

@@ -14,10 +14,9 @@ use crate::domain::token::Purpose;
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::users;
+use crate::repo::{known_devices, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
-use crate::services::throttle::MailBudget;
 use crate::session_notifier::{Notice, SessionNotifier};
 
 /// Events shown by `gatehouse user show`.
@@ -59,14 +58,7 @@ impl Admin {
                 _ => e.into(),
             })?;
         self.outbox
-            .queue_link(
-                &txn,
-                Purpose::Verify,
-                user.id,
-                &user.email,
-                MailBudget::default(),
-                now,
-            )
+            .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)
             .await?;
         txn.commit().await?;
         tracing::info!(user_id = %user.id, "account created by an operator");
@@ -102,6 +94,7 @@ impl Admin {
         let txn = self.db.begin().await?;
         users::lock(&txn, user.id).await?;
         users::set_disabled(&txn, user.id, Some(now), now).await?;
+        known_devices::forget_all(&txn, user.id).await?;
         let revoked = sessions::revoke_all(
             &txn,
             user.id,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::{security_event, session};
+use entity::{security_event, session, user};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr, TransactionTrait};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -18,16 +18,16 @@ use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::{
     Expiry, SessionPolicies, SessionPolicy, SessionTimes, Verdict,
 };
-use crate::domain::token::{Purpose, SessionToken};
+use crate::domain::token::{DeviceToken, Purpose, SessionToken};
 use crate::error::{AppError, AuthFailure};
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::session_reader::{GuardRow, SessionReader};
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::{email_tokens, users};
-use crate::services::expiry;
+use crate::repo::{email_tokens, known_devices as device_rows, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
-use crate::services::throttle::{LoginThrottle, MailBudget};
+use crate::services::throttle::LoginThrottle;
+use crate::services::{expiry, known_devices};
 use crate::session_notifier::{Notice, SessionNotifier};
 
 /// The rules a session lives by, beyond its timeouts' instants.
@@ -63,6 +63,8 @@ pub struct AuthService {
 /// A new session and the token that is its only key, returned once.
 pub struct SignedIn {
     pub token: SessionToken,
+    /// The client's known-device token, after a sign-in with a password.
+    pub device: Option<DeviceToken>,
     pub account: Account,
     pub session: SessionRecord,
     pub expiry: Expiry,
@@ -73,6 +75,15 @@ pub struct SignedIn {
 pub enum SessionState {
     Live(Expiry),
     Ended(AuthFailure),
+}
+
+/// What a client offers to sign in with a password.
+pub struct LoginAttempt<'a> {
+    pub email: &'a str,
+    pub password: String,
+    pub remember_me: bool,
+    /// The known-device token the client holds, if any.
+    pub device: Option<&'a str>,
 }
 
 /// What `changePassword` did besides changing the password.
@@ -121,7 +132,7 @@ impl AuthService {
         // Every message counts against its address, so signing up someone
         // else's address again and again cannot flood it. Past the limit the
         // account is made without the mail; its owner can ask again later.
-        let budget = self.mail_budget(&email, None, now).await?;
+        let mail = self.may_mail(&email, now).await?;
         let hash = self.passwords.hash(password).await?;
         let token = SessionToken::generate().map_err(AppError::internal)?;
         // The session starts at the request's instant, before the hashing
@@ -140,33 +151,63 @@ impl AuthService {
             .detail("REGISTER")
             .client(client);
         security_events::insert(&txn, vec![signed_in.remembered(false)]).await?;
-        if let Some(budget) = budget {
+        if mail {
             self.outbox
-                .queue_link(&txn, Purpose::Verify, user.id, &user.email, budget, now)
+                .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)
                 .await?;
         }
         txn.commit().await?;
         self.outbox.wake();
         tracing::info!(user_id = %user.id, session_id = %session.id, "registered");
-        Ok(self.signed_in(token, Account::from(&user), &session))
+        let device = known_devices::remember(&self.db, user.id, None, now).await?;
+        let mut signed_in = self.signed_in(token, Account::from(&user), &session);
+        signed_in.device = Some(device);
+        Ok(signed_in)
     }
 
     /// Checks a password and opens a new session. An unknown e-mail and a
     /// wrong password fail alike, in message and in time, and both count
-    /// towards the brute-force limits, before any hashing.
+    /// towards the brute-force limits, before any hashing. `device` is the
+    /// client's known-device token, if it has one.
     pub async fn login(
         &self,
-        email: &str,
-        password: String,
-        remember_me: bool,
+        attempt: LoginAttempt<'_>,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
-        let email = Email::parse(email).map_err(AppError::BadUserInput)?;
-        let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
+        let email = Email::parse(attempt.email).map_err(AppError::BadUserInput)?;
+        let password = Password::parse_attempt(attempt.password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
-        let reservation = self.throttle.reserve(&email, client.ip, now).await?;
-        let user = users::find_by_email(&self.db, &email).await?;
+        let known = known_devices::recognise(&self.db, &email, attempt.device, now).await?;
+        let device = known.as_ref().map(DeviceToken::hash);
+        let reservation = self
+            .throttle
+            .reserve(&email, client.ip, device.as_ref(), now)
+            .await?;
+        let user = self.check_password(&email, password, now).await?;
+        self.throttle.succeeded(reservation).await?;
+        self.throttle.reserve_signin(user.id, now).await?;
+        let device = known_devices::remember(&self.db, user.id, known, now).await?;
+        let token = SessionToken::generate().map_err(AppError::internal)?;
+        let remember_me = self.rules.policies.remembers(attempt.remember_me);
+        let session = self
+            .open_session(&user, &token, remember_me, client, now)
+            .await?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
+        let mut signed_in = self.signed_in(token, Account::from(&user), &session);
+        signed_in.device = Some(device);
+        Ok(signed_in)
+    }
+
+    /// The account at `email` if `password` is its password and it may
+    /// sign in; its hash is redone under the current parameters if needed.
+    async fn check_password(
+        &self,
+        email: &Email,
+        password: Password,
+        now: DateTime<Utc>,
+    ) -> Result<user::Model, AppError> {
+        let user = users::find_by_email(&self.db, email).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let verified = self.passwords.verify(password, stored).await?;
         let Some(user) = user.filter(|_| verified.matched) else {
@@ -177,14 +218,24 @@ impl AuthService {
             tracing::info!(user_id = %user.id, "login refused: account disabled");
             return Err(AppError::AccountDisabled);
         }
-        self.throttle.succeeded(reservation).await?;
-        self.throttle.reserve_signin(user.id, now).await?;
         if let Some(hash) = verified.rehash {
             users::rehash_password(&self.db, user.id, hash, now).await?;
             tracing::info!(user_id = %user.id, "password rehashed with current parameters");
         }
-        let token = SessionToken::generate().map_err(AppError::internal)?;
-        let remember_me = self.rules.policies.remembers(remember_me);
+        Ok(user)
+    }
+
+    /// Opens a session for `user` under `token`, in one transaction with
+    /// its event and the session limit, unless the account changed since
+    /// its password was checked.
+    async fn open_session(
+        &self,
+        user: &user::Model,
+        token: &SessionToken,
+        remember_me: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<session::Model, AppError> {
         let txn = self.db.begin().await?;
         // Sessions it revokes are judged and stamped when the write lands.
         let at = self.write_instant(now);
@@ -218,13 +269,11 @@ impl AuthService {
             let policies = &self.rules.policies;
             let (user_id, keep) = (user.id, session.id);
             limited = sessions::enforce_limit(&txn, user_id, keep, limit, policies, at).await?;
-            for &id in &limited {
-                events.push(
-                    NewEvent::of(EventKind::SessionRevoked, user.id, id, at)
-                        .detail("SESSION_LIMIT")
-                        .actor(session.id),
-                );
-            }
+            events.extend(limited.iter().map(|&id| {
+                NewEvent::of(EventKind::SessionRevoked, user.id, id, at)
+                    .detail("SESSION_LIMIT")
+                    .actor(session.id)
+            }));
         }
         security_events::insert(&txn, events).await?;
         let notices = self
@@ -233,8 +282,7 @@ impl AuthService {
         let notices = notices.await?;
         txn.commit().await?;
         self.notifier.deliver(notices);
-        tracing::info!(user_id = %user.id, session_id = %session.id, "logged in");
-        Ok(self.signed_in(token, Account::from(&user), &session))
+        Ok(session)
     }
 
     /// The guard's check: finds the token's session, judges it at `now`,
@@ -492,6 +540,8 @@ impl AuthService {
         let (user, keep) = (current.account.id, current.session.id);
         let policies = &self.rules.policies;
         users::change_password(&txn, user, hash, at).await?;
+        // Clients known to the old password are strangers to the new one.
+        device_rows::forget_all(&txn, user).await?;
         // A move of address asked for with the old password is cancelled.
         email_tokens::consume_changes(&txn, user, &current.account.email, at).await?;
         sessions::set_authenticated(&txn, keep, policies, at).await?;
@@ -538,30 +588,23 @@ impl AuthService {
             ));
         }
         self.prove_password(current, password, client, now).await?;
-        let budget = self
-            .throttle
+        self.throttle
             .reserve_mail(&new_email, client.ip, now)
             .await?;
-        // The current address hears of it now, while it can still act: a
-        // message counted against it too, and sent only where its owner
-        // proved the address (else it would reach whoever the address is).
-        let notify_current = current.account.email_verified;
-        if notify_current {
-            let email = Email::parse(&current.account.email)
-                .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-            self.throttle.reserve_mail(&email, None, now).await?;
-        }
+        // The current address hears of it now, while it can still act; the
+        // notice counts against its budget like any message to it.
+        let email = Email::parse(&current.account.email)
+            .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
+        self.throttle.reserve_mail(&email, None, now).await?;
         let (txn, at) = self.claim(current, now).await?;
         let user = current.account.id;
         self.outbox
-            .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), budget, at)
+            .queue_link(&txn, Purpose::Verify, user, new_email.as_str(), at)
             .await?;
-        if notify_current {
-            let (from, to) = (&current.account.email, new_email.as_str());
-            self.outbox
-                .queue_email_change_requested(&txn, from, to, at)
-                .await?;
-        }
+        let (from, to) = (&current.account.email, new_email.as_str());
+        self.outbox
+            .queue_email_change_requested(&txn, from, to, at)
+            .await?;
         txn.commit().await?;
         self.outbox.wake();
         tracing::info!(user_id = %user, "change of e-mail address requested");
@@ -595,19 +638,14 @@ impl AuthService {
         Ok(())
     }
 
-    /// Counts a message to `email`; `None` if its budget is spent, so the
+    /// Counts a message to `email`; false if its budget is spent, so the
     /// caller goes on without sending it.
-    async fn mail_budget(
-        &self,
-        email: &Email,
-        ip: Option<std::net::IpAddr>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<MailBudget>, AppError> {
-        match self.throttle.reserve_mail(email, ip, now).await {
-            Ok(budget) => Ok(Some(budget)),
+    async fn may_mail(&self, email: &Email, now: DateTime<Utc>) -> Result<bool, AppError> {
+        match self.throttle.reserve_mail(email, None, now).await {
+            Ok(()) => Ok(true),
             Err(AppError::RateLimited { .. }) => {
                 tracing::info!("message not sent: the address's hourly budget is spent");
-                Ok(None)
+                Ok(false)
             }
             Err(err) => Err(err),
         }
@@ -730,7 +768,7 @@ impl AuthService {
         self.refuse_if_saturated()?;
         let email = Email::parse(&current.account.email)
             .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-        let reservation = self.throttle.reserve(&email, client.ip, now).await?;
+        let reservation = self.throttle.reserve(&email, client.ip, None, now).await?;
         // Re-read so a password changed by another session is the one checked.
         let user = users::find_by_id(&self.db, current.account.id)
             .await?
@@ -759,6 +797,7 @@ impl AuthService {
         let session = SessionRecord::from(session);
         SignedIn {
             token,
+            device: None,
             account,
             expiry: self.expiry(&session),
             session,

@@ -14,8 +14,8 @@ use uuid::Uuid;
 use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
 use crate::mail::templates::Letters;
-use crate::repo::{email_tokens, outbox};
-use crate::services::throttle::MailBudget;
+use crate::repo::{email_tokens, outbox, throttles, users};
+use crate::services::throttle::mail_key;
 
 /// How long each kind of e-mailed token lives.
 #[derive(Clone, Copy, Debug)]
@@ -45,24 +45,32 @@ impl Outbox {
     /// A new `purpose` token for the account, sent to `email` (for a
     /// verification, its own address or the one it asked to move to),
     /// replacing any older one of that purpose, and the message with its link.
-    /// The link stays valid at least until `budget.spent_until`: while the
-    /// address may be sent nothing more, this newest link must keep working.
+    ///
+    /// While the address may be sent nothing more, the newest link must keep
+    /// working: it stays valid until the address's budget comes back. The
+    /// account is locked first, so of links queued together the last sees
+    /// every count made before it.
     pub async fn queue_link(
         &self,
         txn: &DatabaseTransaction,
         purpose: Purpose,
         user_id: Uuid,
         email: &str,
-        budget: MailBudget,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
+        users::lock(txn, user_id).await?;
+        let spent_until = throttles::find(txn, &[mail_key(email)])
+            .await?
+            .first()
+            .and_then(|row| row.locked_until)
+            .filter(|until| *until > now);
         let ttl = match purpose {
             Purpose::Reset => self.lifetimes.reset,
             Purpose::Verify => self.lifetimes.verify,
         };
         let token = EmailToken::generate(purpose).map_err(AppError::internal)?;
         let usual = now + TimeDelta::from_std(ttl).map_err(AppError::internal)?;
-        let expires_at = budget.spent_until.map_or(usual, |until| until.max(usual));
+        let expires_at = spent_until.map_or(usual, |until| until.max(usual));
         let ttl = (expires_at - now).to_std().unwrap_or(ttl);
         email_tokens::replace(txn, user_id, &token, email, now, expires_at).await?;
         let letter = match purpose {

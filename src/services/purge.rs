@@ -10,9 +10,9 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicies;
 use crate::error::AppError;
-use crate::repo::{email_tokens, security_events, sessions};
-use crate::services::expiry;
+use crate::repo::{email_tokens, known_devices, security_events, sessions};
 use crate::services::throttle::LoginThrottle;
+use crate::services::{expiry, known_devices as devices};
 
 /// Expiries recorded per round, so one round stays short.
 const EXPIRIES_PER_ROUND: u64 = 500;
@@ -41,6 +41,7 @@ pub struct Purged {
     pub sessions: u64,
     pub events: u64,
     pub email_tokens: u64,
+    pub known_devices: u64,
 }
 
 /// One round at `now`: records unobserved expiries, then deletes sessions
@@ -68,6 +69,7 @@ pub async fn purge_once(
     purged.sessions = sessions::purge_ended(db, policies, before(retention.sessions)?).await?;
     purged.events = security_events::purge(db, before(retention.events)?).await?;
     purged.email_tokens = email_tokens::purge(db, now).await?;
+    purged.known_devices = known_devices::purge(db, now - devices::LIFETIME).await?;
     Ok(purged)
 }
 

@@ -18,10 +18,10 @@ use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::{email_tokens, users};
+use crate::repo::{email_tokens, known_devices, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
-use crate::services::throttle::{LoginThrottle, MailBudget};
+use crate::services::throttle::LoginThrottle;
 use crate::session_notifier::{Notice, SessionNotifier};
 
 /// Reset requests being looked up at once; past it, SERVICE_UNAVAILABLE
@@ -71,7 +71,7 @@ impl Recovery {
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
-        let budget = self.throttle.reserve_mail(&email, client.ip, now).await?;
+        self.throttle.reserve_mail(&email, client.ip, now).await?;
         let permit = self
             .pending
             .clone()
@@ -82,7 +82,7 @@ impl Recovery {
             // At a random moment, so the work a real account causes does
             // not line up with the caller's next request.
             tokio::time::sleep(jitter()).await;
-            if let Err(err) = recovery.queue_reset(&email, budget, now).await {
+            if let Err(err) = recovery.queue_reset(&email, now).await {
                 tracing::warn!(error = ?err, "password reset request not queued");
             }
             drop(permit);
@@ -92,12 +92,7 @@ impl Recovery {
         Ok(())
     }
 
-    async fn queue_reset(
-        &self,
-        email: &Email,
-        budget: MailBudget,
-        now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    async fn queue_reset(&self, email: &Email, now: DateTime<Utc>) -> Result<(), AppError> {
         let Some(user) = users::find_by_email(&self.db, email).await? else {
             tracing::info!("password reset requested for no account");
             return Ok(());
@@ -108,7 +103,7 @@ impl Recovery {
         }
         let txn = self.db.begin().await?;
         self.outbox
-            .queue_link(&txn, Purpose::Reset, user.id, &user.email, budget, now)
+            .queue_link(&txn, Purpose::Reset, user.id, &user.email, now)
             .await?;
         txn.commit().await?;
         self.outbox.wake();
@@ -153,6 +148,9 @@ impl Recovery {
             return Err(AppError::AccountDisabled);
         }
         users::change_password(&txn, user_id, hash, now).await?;
+        // Whoever knew the old password may have signed in: no client is
+        // known to the new one.
+        known_devices::forget_all(&txn, user_id).await?;
         // The link reached the account's own address: that proves it.
         if stored.email == user.email {
             users::mark_verified(&txn, user_id, now).await?;
@@ -206,17 +204,10 @@ impl Recovery {
         }
         let email = Email::parse(&account.email)
             .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-        let budget = self.throttle.reserve_mail(&email, client.ip, now).await?;
+        self.throttle.reserve_mail(&email, client.ip, now).await?;
         let txn = self.db.begin().await?;
         self.outbox
-            .queue_link(
-                &txn,
-                Purpose::Verify,
-                account.id,
-                &account.email,
-                budget,
-                now,
-            )
+            .queue_link(&txn, Purpose::Verify, account.id, &account.email, now)
             .await?;
         txn.commit().await?;
         self.outbox.wake();
@@ -266,13 +257,11 @@ impl Recovery {
                 });
             }
             email_tokens::consume_all(&txn, user_id, Purpose::Reset, now).await?;
-            // Only an address its owner proved is told; the change of
-            // address that this completes was counted against it.
-            if user.email_verified_at.is_some() {
-                self.outbox
-                    .queue_email_changed(&txn, &user.email, &stored.email, now)
-                    .await?;
-            }
+            // Not counted here: the change of address that this completes
+            // was counted against the old address when it was asked for.
+            self.outbox
+                .queue_email_changed(&txn, &user.email, &stored.email, now)
+                .await?;
             EventKind::EmailChanged
         };
         let event = NewEvent::of_account(kind, user_id, now).client(client);

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
 use crate::domain::throttle_policy::{Admission, ThrottlePolicy, ThrottleState, retry_after};
+use crate::domain::token::TokenHash;
 use crate::error::AppError;
 use crate::measure;
 use crate::repo::throttles;
@@ -38,15 +39,6 @@ pub struct LoginThrottle {
     permits: Arc<Semaphore>,
     /// How long a count waits for its turn before SERVICE_UNAVAILABLE.
     wait: Duration,
-}
-
-/// What one more message left of an address's hourly budget.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MailBudget {
-    /// Set when this message was the last the address may be sent until
-    /// then: a link in it stays valid at least that long, so the inbox
-    /// always holds a working one while requests are refused.
-    pub spent_until: Option<DateTime<Utc>>,
 }
 
 /// Attempts counted for one password check, to settle when it is done.
@@ -86,15 +78,21 @@ impl LoginThrottle {
     }
 
     /// Counts a password attempt for `email` from `ip`, or refuses it with
-    /// `RATE_LIMITED` while either is locked. Nothing is hashed before this.
+    /// `RATE_LIMITED` while either is locked. From a device known to the
+    /// account, the attempt counts against that device alone: strangers'
+    /// guesses cannot lock it out, nor its own lock anyone else. Nothing
+    /// is hashed before this.
     pub async fn reserve(
         &self,
         email: &Email,
         ip: Option<IpAddr>,
+        device: Option<&TokenHash>,
         now: DateTime<Utc>,
     ) -> Result<Reservation, AppError> {
-        let account = account_key(email);
-        let address = ip.map(|ip| address_key("ip", ip));
+        let (account, address) = match device {
+            Some(hash) => (format!("device:{}", hash.as_str()), None),
+            None => (account_key(email), ip.map(|ip| address_key("ip", ip))),
+        };
         let mut keys = vec![(account.clone(), self.policies.account)];
         keys.extend(address.clone().map(|key| (key, self.policies.address)));
         self.bounded(self.count(&keys, now)).await?;
@@ -147,16 +145,10 @@ impl LoginThrottle {
         email: &Email,
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
-    ) -> Result<MailBudget, AppError> {
-        let address = format!("mail:{}", digest(email));
-        let mut keys = vec![(address, self.policies.mail_address)];
+    ) -> Result<(), AppError> {
+        let mut keys = vec![(mail_key(email.as_str()), self.policies.mail_address)];
         keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
-        let states = self.bounded(self.count(&keys, now)).await?;
-        let spent_until = states
-            .first()
-            .and_then(|state| state.locked_until)
-            .filter(|until| *until > now);
-        Ok(MailBudget { spent_until })
+        self.bounded(self.count(&keys, now)).await.map(drop)
     }
 
     /// Forgets the account's failed sign-ins: its owner just proved control
@@ -236,6 +228,11 @@ impl LoginThrottle {
 /// e-mail addresses, not even of accounts that do not exist.
 fn account_key(email: &Email) -> String {
     format!("account:{}", digest(email))
+}
+
+/// The key of the messages sent to an address (as stored, normalised).
+pub fn mail_key(email: &str) -> String {
+    format!("mail:{}", hex::encode(Sha256::digest(email.as_bytes())))
 }
 
 fn digest(email: &Email) -> String {

@@ -406,14 +406,7 @@ async fn a_rolled_back_change_queues_no_mail() {
         .unwrap();
     let txn = app.db.begin().await.unwrap();
     outbox
-        .queue_link(
-            &txn,
-            Purpose::Reset,
-            user.id,
-            &email,
-            Default::default(),
-            Utc::now(),
-        )
+        .queue_link(&txn, Purpose::Reset, user.id, &email, Utc::now())
         .await
         .unwrap();
     txn.rollback().await.unwrap();
