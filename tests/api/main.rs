@@ -13,6 +13,7 @@ mod hashing;
 mod helpers;
 mod hostile_documents;
 mod http_spec;
+mod known_devices;
 mod live_status;
 mod mail_limits;
 mod mailbox;
