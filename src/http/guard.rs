@@ -2,11 +2,10 @@
 //! A token that is sent must be valid, live and unrevoked, or the request is
 //! refused with 401 and the reason; resolvers only ever see the outcome.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -18,6 +17,7 @@ use crate::context::{Client, CurrentSession, RequestContext};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::http::MAX_BODY_BYTES;
+use crate::http::client_address::ClientAddress;
 use crate::http::graphql::is_json;
 use crate::http::negotiate::{Format, negotiate};
 use crate::http::response;
@@ -78,8 +78,8 @@ pub async fn authenticate_request(
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         peer: request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| *ip),
     };
     // In an Arc: the handler's extractor clones what it takes.
     request.extensions_mut().insert(Arc::new(RequestContext {
