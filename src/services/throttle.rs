@@ -84,9 +84,10 @@ impl LoginThrottle {
         now: DateTime<Utc>,
     ) -> Result<Reservation, AppError> {
         let account = account_key(email);
-        let address = ip.map(|ip| address_key("ip", ip));
+        let address = ip.filter(|_| self.policies.address.is_some());
+        let address = address.map(|ip| address_key("ip", ip));
         let mut keys = vec![(account.clone(), self.policies.account)];
-        keys.extend(address.clone().map(|key| (key, self.policies.address)));
+        keys.extend(address.clone().zip(self.policies.address));
         self.bounded(self.count(&keys, now)).await?;
         Ok(Reservation { account, address })
     }
@@ -111,10 +112,11 @@ impl LoginThrottle {
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let Some(ip) = ip else { return Ok(()) };
+        let (Some(ip), Some(policy)) = (ip, self.policies.registration) else {
+            return Ok(());
+        };
         let key = address_key("register", ip);
-        self.bounded(self.count(&[(key, self.policies.registration)], now))
-            .await
+        self.bounded(self.count(&[(key, policy)], now)).await
     }
 
     /// Counts an e-mail asked for `email` (a reset link, a verification
@@ -129,7 +131,8 @@ impl LoginThrottle {
     ) -> Result<(), AppError> {
         let address = format!("mail:{}", digest(email));
         let mut keys = vec![(address, self.policies.mail_address)];
-        keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
+        let client = ip.zip(self.policies.mail_client);
+        keys.extend(client.map(|(ip, policy)| (address_key("mail-ip", ip), policy)));
         self.bounded(self.count(&keys, now)).await
     }
 
@@ -144,13 +147,14 @@ impl LoginThrottle {
     pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
         let p = &self.policies;
         let quiet_since = [
-            p.account,
+            Some(p.account),
             p.address,
             p.registration,
-            p.mail_address,
+            Some(p.mail_address),
             p.mail_client,
         ]
         .iter()
+        .flatten()
         .map(|policy| policy.window_start(now))
         .min()
         .unwrap_or(now);
