@@ -27,6 +27,10 @@ pub struct RequestContext {
     /// Sent with `gatehouse-passive`: checked like any other, but it is not
     /// activity, so it slides nothing.
     pub passive: bool,
+    /// The session cookie names [`RequestContext::session`]: it was the
+    /// credential, or carries the very token the bearer header did. Only
+    /// then may a sign-out clear it; a cookie for another session stays.
+    pub cookie_names_session: bool,
 }
 
 /// The caller's session as the guard verified it, with the expiry the

@@ -81,12 +81,14 @@ pub async fn authenticate_request(
             .get::<ClientAddress>()
             .map(|ClientAddress(ip)| *ip),
     };
+    let cookie_names_session = session.is_some() && cookie_names_session(&guard, &request);
     // In an Arc: the handler's extractor clones what it takes.
     request.extensions_mut().insert(Arc::new(RequestContext {
         now,
         session,
         client,
         passive,
+        cookie_names_session,
     }));
     next.run(request).await
 }
@@ -186,7 +188,22 @@ fn passive(headers: &HeaderMap) -> Result<bool, AppError> {
     }
 }
 
-/// The token from `Authorization: Bearer …`, else from the session cookie.
+/// Whether the session cookie names the session the request was verified
+/// under: the cookie was its credential, or holds the bearer's own token.
+fn cookie_names_session(guard: &Guard, request: &Request) -> bool {
+    let headers = request.headers();
+    let Some(in_cookie) = guard.cookie.and_then(|c| c.read(headers)) else {
+        return false;
+    };
+    match credential(headers, guard.cookie) {
+        Ok(Credential::Cookie(_)) => true,
+        Ok(Credential::Bearer(token)) => token == in_cookie,
+        Ok(Credential::None) | Err(_) => false,
+    }
+}
+
+/// The token from `Authorization: Bearer …`, else from the session cookie:
+/// with both, the bearer is the credential and the cookie is not read.
 /// Any other `Authorization` is an invalid token, not silently anonymous.
 fn credential(
     headers: &HeaderMap,
