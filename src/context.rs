@@ -103,6 +103,8 @@ impl From<&session::Model> for SessionRecord {
 #[derive(Default)]
 pub struct Client {
     pub user_agent: Option<HeaderValue>,
+    /// The client address as `http::client_address` resolved it (behind a
+    /// trusted proxy, the client it forwarded for), not the raw TCP peer.
     pub peer: Option<IpAddr>,
 }
 
