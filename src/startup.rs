@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl};
+use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl, WebSettings};
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
@@ -279,16 +279,20 @@ fn router(
     if settings.metrics_listen.is_none() {
         app = app.merge(metrics_page::loopback_routes());
     }
+    Ok(edge(app, web, cookie.is_some()))
+}
+
+/// The layers every route sits behind, innermost first.
+fn edge(app: Router, web: &WebSettings, credentials: bool) -> Router {
     let trusted: Arc<[ipnet::IpNet]> = web.trusted_proxies.clone().into();
     let origins: Arc<[HeaderValue]> = allowed_origins(&web.cors_origins).into();
-    Ok(app
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         // Once, before anything keys on the client.
         .layer(axum::middleware::from_fn_with_state(
             trusted,
             client_address::resolve,
         ))
-        .layer(cors(&web.cors_origins, cookie.is_some()))
+        .layer(cors(&web.cors_origins, credentials))
         .layer(axum::middleware::from_fn_with_state(
             origins,
             cors_guard::only_allowed_origins,
@@ -297,7 +301,7 @@ fn router(
         // string can hold a document, and a document a password.
         .layer(axum::middleware::from_fn(request_log::log_request))
         // A bug must cost one request a 500, never the connection or the node.
-        .layer(CatchPanicLayer::new()))
+        .layer(CatchPanicLayer::new())
 }
 
 /// CORS for the configured origins; preflights are answered here, before
