@@ -459,9 +459,9 @@ pub struct LoginLimits {
     pub login_max_failures: u32,
 
     /// Password attempts from one client address (an IPv6 /64), across
-    /// accounts, before it locks.
-    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    /// accounts, before it locks; `off` for none (0 in code).
+    #[arg(long, env = "GATEHOUSE_LOGIN_MAX_FAILURES_PER_IP", default_value = "20",
+          value_parser = parse_address_limit)]
     pub login_max_failures_per_ip: u32,
 
     /// A count is forgotten after this long with neither an attempt nor a lock.
@@ -476,9 +476,10 @@ pub struct LoginLimits {
     #[arg(long, env = "GATEHOUSE_LOGIN_MAX_LOCKOUT", default_value = "1h", value_parser = parse_duration)]
     pub login_max_lockout: Duration,
 
-    /// Sign-ups from one client address (an IPv6 /64) per hour.
-    #[arg(long, env = "GATEHOUSE_REGISTER_MAX_PER_IP", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    /// Sign-ups from one client address (an IPv6 /64) per hour; `off` for
+    /// no limit (0 in code).
+    #[arg(long, env = "GATEHOUSE_REGISTER_MAX_PER_IP", default_value = "10",
+          value_parser = parse_address_limit)]
     pub register_max_per_ip: u32,
 
     /// Successful sign-ins one account may make per hour. A person signs in
@@ -494,24 +495,39 @@ pub struct LoginLimits {
     pub mail_max_per_address: u32,
 
     /// Reset and verification e-mails one client address (an IPv6 /64) may
-    /// ask for per hour, across addresses.
-    #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_IP", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..))]
+    /// ask for per hour, across addresses; `off` for no limit (0 in code).
+    #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_IP", default_value = "20",
+          value_parser = parse_address_limit)]
     pub mail_max_per_ip: u32,
 }
 
-/// The throttle policy of each kind of key.
+/// A per-client-address limit: a count of at least 1, or `off` (kept as 0).
+/// `0` itself is refused: it reads as "nothing allowed", the opposite.
+fn parse_address_limit(value: &str) -> Result<u32, String> {
+    let value = value.trim();
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match value.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{value:?} is neither a count of at least 1 nor `off`"
+        )),
+    }
+}
+
+/// The throttle policy of each kind of key; `None`: that key is not kept.
 #[derive(Clone, Copy, Debug)]
 pub struct ThrottlePolicies {
     pub account: ThrottlePolicy,
-    pub address: ThrottlePolicy,
-    pub registration: ThrottlePolicy,
+    pub address: Option<ThrottlePolicy>,
+    pub registration: Option<ThrottlePolicy>,
     /// Successful sign-ins of one account.
     pub signin: ThrottlePolicy,
     /// E-mails asked for one address (reset and verification links).
     pub mail_address: ThrottlePolicy,
     /// E-mails asked for from one client address, across addresses.
-    pub mail_client: ThrottlePolicy,
+    pub mail_client: Option<ThrottlePolicy>,
 }
 
 impl LoginLimits {
@@ -526,15 +542,20 @@ impl LoginLimits {
             )
         };
         let hour = Duration::from_secs(3600);
+        // 0 is `off`: the address is not counted at all.
+        let per_address =
+            |max: u32, make: &dyn Fn(u32) -> ThrottlePolicy| (max > 0).then(|| make(max));
         ThrottlePolicies {
             account: policy(self.login_max_failures),
-            address: policy(self.login_max_failures_per_ip),
+            address: per_address(self.login_max_failures_per_ip, &policy),
             // Every sign-up counts, successful or not: what is limited is
             // account creation and what EMAIL_TAKEN reveals.
-            registration: ThrottlePolicy::new(self.register_max_per_ip, hour, hour, hour),
+            registration: per_address(self.register_max_per_ip, &|max| {
+                ThrottlePolicy::new(max, hour, hour, hour)
+            }),
             signin: ThrottlePolicy::rate(self.signin_max_per_account, hour),
             mail_address: ThrottlePolicy::rate(self.mail_max_per_address, hour),
-            mail_client: ThrottlePolicy::rate(self.mail_max_per_ip, hour),
+            mail_client: per_address(self.mail_max_per_ip, &|max| ThrottlePolicy::rate(max, hour)),
         }
     }
 }
@@ -772,9 +793,38 @@ mod tests {
         let per_day = |p, days| budget(&p, t0, day * days) - budget(&p, t0, day * (days - 1));
         assert_eq!(budget(&policies.account, t0, day), 34);
         assert_eq!(per_day(policies.account, 7), 24);
-        assert_eq!(budget(&policies.address, t0, day), 49);
-        assert_eq!(per_day(policies.address, 7), 24);
-        assert_eq!(budget(&policies.registration, t0, day), 33);
+        let address = policies.address.unwrap();
+        assert_eq!(budget(&address, t0, day), 49);
+        assert_eq!(per_day(address, 7), 24);
+        assert_eq!(budget(&policies.registration.unwrap(), t0, day), 33);
+    }
+
+    #[test]
+    fn each_per_address_limit_can_be_turned_off_by_name_only() {
+        let limits = |value: &str| {
+            Cli::try_parse_from([
+                "gatehouse",
+                "serve",
+                "--login-max-failures-per-ip",
+                value,
+                "--register-max-per-ip",
+                value,
+                "--mail-max-per-ip",
+                value,
+            ])
+            .map(|cli| match cli.command {
+                Command::Serve(s) => s.login_limits.policies(),
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        let off = limits("off").unwrap();
+        assert!(off.address.is_none() && off.registration.is_none() && off.mail_client.is_none());
+        let three = limits("3").unwrap();
+        assert!(three.address.is_some() && three.registration.is_some());
+        assert!(three.mail_client.is_some());
+        for bad in ["0", "-1", "none", ""] {
+            assert!(limits(bad).is_err(), "accepted {bad:?}");
+        }
     }
 
     #[test]

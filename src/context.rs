@@ -27,6 +27,10 @@ pub struct RequestContext {
     /// Sent with `gatehouse-passive`: checked like any other, but it is not
     /// activity, so it slides nothing.
     pub passive: bool,
+    /// The session cookie names [`RequestContext::session`]: it was the
+    /// credential, or carries the very token the bearer header did. Only
+    /// then may a sign-out clear it; a cookie for another session stays.
+    pub cookie_names_session: bool,
 }
 
 /// The caller's session as the guard verified it, with the expiry the
@@ -99,6 +103,8 @@ impl From<&session::Model> for SessionRecord {
 #[derive(Default)]
 pub struct Client {
     pub user_agent: Option<HeaderValue>,
+    /// The client address as `http::client_address` resolved it (behind a
+    /// trusted proxy, the client it forwarded for), not the raw TCP peer.
     pub peer: Option<IpAddr>,
     /// The known-device cookie, where cookies are on and the request could
     /// not have been forged cross-site; only a sign-in reads it.

@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl};
+use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl, WebSettings};
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
@@ -31,7 +31,8 @@ use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
 use crate::http::socket_executor::SocketExecutor;
 use crate::http::websocket::{self, Sockets};
 use crate::http::{
-    MAX_BODY_BYTES, graphql, guard, health, metrics_page, playground, request_log, timeout,
+    MAX_BODY_BYTES, client_address, cors_guard, graphql, guard, health, metrics_page, playground,
+    request_log, timeout,
 };
 use crate::mail::transport::Mailer;
 use crate::measure;
@@ -278,19 +279,34 @@ fn router(
     if settings.metrics_listen.is_none() {
         app = app.merge(metrics_page::loopback_routes());
     }
-    Ok(app
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(cors(&web.cors_origins, cookie.is_some()))
+    Ok(edge(app, web, cookie.is_some()))
+}
+
+/// The layers every route sits behind, innermost first.
+fn edge(app: Router, web: &WebSettings, credentials: bool) -> Router {
+    let trusted: Arc<[ipnet::IpNet]> = web.trusted_proxies.clone().into();
+    let origins: Arc<[HeaderValue]> = allowed_origins(&web.cors_origins).into();
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Once, before anything keys on the client.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            client_address::resolve,
+        ))
+        .layer(cors(&web.cors_origins, credentials))
+        .layer(axum::middleware::from_fn_with_state(
+            origins,
+            cors_guard::only_allowed_origins,
+        ))
         // One line per request, with its id; the path only: a GET's query
         // string can hold a document, and a document a password.
         .layer(axum::middleware::from_fn(request_log::log_request))
         // A bug must cost one request a 500, never the connection or the node.
-        .layer(CatchPanicLayer::new()))
+        .layer(CatchPanicLayer::new())
 }
 
-/// CORS for the configured origins only; any other origin gets no CORS
-/// headers, so browsers refuse it. Preflights are answered here, before the
-/// guard.
+/// CORS for the configured origins; preflights are answered here, before
+/// the guard. Any other origin's CORS headers are stripped by
+/// [`cors_guard`], so browsers refuse it.
 fn cors(origins: &[String], credentials: bool) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed_origins(origins)))

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod device;
 pub mod email;
+pub mod forwarded;
 pub mod password;
 pub mod security_event;
 pub mod session_policy;

@@ -139,15 +139,20 @@ impl Mutation {
         })
     }
 
-    /// Signs out the current session (and clears the session cookie, if
-    /// cookies are on). Needs a session token.
+    /// Signs out the session the request was made with (a bearer token
+    /// wins over the cookie), and clears the session cookie if it names
+    /// that session. Needs a session token.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
         let (request, current) = signed_in(ctx)?;
         let client = request.client.info();
         auth_service(ctx)?
             .logout(current, &client, request.now)
             .await?;
-        if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
+        // Clearing a cookie for another, still live session would make the
+        // browser forget a sign-in that never ended.
+        if let Some(cookie) = ctx.data_opt::<SessionCookie>()
+            && request.cookie_names_session
+        {
             ctx.append_http_header(header::SET_COOKIE, cookie.clear());
         }
         Ok(true)

@@ -12,7 +12,8 @@
 //! A document found here still goes through the same limits and validation
 //! as any other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,13 +30,16 @@ use crate::graphql::limits;
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(512).unwrap();
 /// A longer text runs but is not kept; its client sends it again each time.
 const MAX_KEPT_LEN: usize = 16 * 1024;
+/// Texts one client address may have kept at once; its oldest goes first.
+/// An eighth of the store: one address alone can never push out others'.
+const PER_ADDRESS: usize = CAPACITY.get() / 8;
 
 /// Where a request's document comes from.
 #[derive(Clone)]
 pub struct PersistedDocuments(Arc<Mode>);
 
 enum Mode {
-    Automatic(Mutex<LruCache<String, Arc<str>>>),
+    Automatic(Mutex<Kept>),
     Trusted {
         by_id: HashMap<String, Arc<str>>,
         texts: HashSet<Arc<str>>,
@@ -51,9 +55,7 @@ pub struct Resolved {
 impl PersistedDocuments {
     /// Any document runs; hashes are learnt as clients register them.
     pub fn automatic() -> Self {
-        Self(Arc::new(Mode::Automatic(Mutex::new(LruCache::new(
-            CAPACITY,
-        )))))
+        Self(Arc::new(Mode::Automatic(Mutex::new(Kept::default()))))
     }
 
     /// Only the documents in `path` run: a JSON object from id to text. Each
@@ -105,7 +107,7 @@ impl PersistedDocuments {
                     keep_as: None,
                 }),
                 (None, Some(id)) => {
-                    let kept = kept.lock().ok().and_then(|mut k| k.get(id).cloned());
+                    let kept = kept.lock().ok().and_then(|mut k| k.get(id));
                     kept.map(|query| Resolved {
                         query: query.to_string(),
                         keep_as: None,
@@ -144,12 +146,81 @@ impl PersistedDocuments {
         }
     }
 
-    /// Keeps a document that has run, under the hash it was checked against.
-    pub fn keep(&self, hash: String, query: &str) {
+    /// Keeps a document that has run, under the hash it was checked
+    /// against, on the quota of the client address that sent it.
+    pub fn keep(&self, hash: String, query: &str, client: Option<IpAddr>) {
         if let Mode::Automatic(kept) = &*self.0
             && let Ok(mut kept) = kept.lock()
         {
-            kept.put(hash, query.into());
+            kept.put(hash, query, Owner::of(client));
+        }
+    }
+}
+
+/// Whose quota a kept text counts on: an IPv4 address or an IPv6 /64, as
+/// throttling counts clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Owner {
+    Unknown,
+    V4(u32),
+    V6(u64),
+}
+
+impl Owner {
+    fn of(client: Option<IpAddr>) -> Self {
+        match client.map(|ip| ip.to_canonical()) {
+            None => Self::Unknown,
+            Some(IpAddr::V4(v4)) => Self::V4(v4.to_bits()),
+            Some(IpAddr::V6(v6)) => Self::V6((v6.to_bits() >> 64) as u64),
+        }
+    }
+}
+
+/// The automatic store: least recently used first out, and no client
+/// address holding more than [`PER_ADDRESS`] of it.
+struct Kept {
+    texts: LruCache<String, (Arc<str>, Owner)>,
+    /// Each owner's hashes, oldest first.
+    owned: HashMap<Owner, VecDeque<String>>,
+}
+
+impl Default for Kept {
+    fn default() -> Self {
+        Self {
+            texts: LruCache::new(CAPACITY),
+            owned: HashMap::new(),
+        }
+    }
+}
+
+impl Kept {
+    fn get(&mut self, hash: &str) -> Option<Arc<str>> {
+        self.texts.get(hash).map(|(text, _)| text.clone())
+    }
+
+    /// A text already kept is only refreshed: it stays on its first owner.
+    fn put(&mut self, hash: String, text: &str, owner: Owner) {
+        if self.texts.get(&hash).is_some() {
+            return;
+        }
+        let mine = self.owned.entry(owner).or_default();
+        if mine.len() >= PER_ADDRESS
+            && let Some(oldest) = mine.pop_front()
+        {
+            self.texts.pop(&oldest);
+        }
+        mine.push_back(hash.clone());
+        if let Some((evicted, (_, from))) = self.texts.push(hash, (text.into(), owner)) {
+            self.disown(from, &evicted);
+        }
+    }
+
+    fn disown(&mut self, owner: Owner, hash: &str) {
+        if let Some(hashes) = self.owned.get_mut(&owner) {
+            hashes.retain(|h| h != hash);
+            if hashes.is_empty() {
+                self.owned.remove(&owner);
+            }
         }
     }
 }
@@ -192,10 +263,26 @@ mod tests {
         ));
         let upper = sha256(ME).to_ascii_uppercase();
         let resolved = apq.resolve(Some(ME.into()), Some(&upper)).unwrap();
-        apq.keep(resolved.keep_as.unwrap(), &resolved.query);
+        apq.keep(resolved.keep_as.unwrap(), &resolved.query, None);
         for id in [sha256(ME), upper, format!("sha256:{}", sha256(ME))] {
             assert_eq!(apq.resolve(None, Some(&id)).unwrap().query, ME);
         }
+    }
+
+    #[test]
+    fn one_address_cannot_push_out_another_addresses_texts() {
+        let apq = PersistedDocuments::automatic();
+        let (mine, theirs) = (Some("198.51.100.1".parse().unwrap()), None);
+        apq.keep(sha256(ME), ME, mine);
+        let flood = |i: usize| format!("query Q{i} {{ me {{ id }} }}");
+        for i in 0..CAPACITY.get() + 8 {
+            apq.keep(sha256(&flood(i)), &flood(i), theirs);
+        }
+        assert_eq!(apq.resolve(None, Some(&sha256(ME))).unwrap().query, ME);
+        // The flood kept only its newest texts.
+        let last = flood(CAPACITY.get() + 7);
+        assert!(apq.resolve(None, Some(&sha256(&last))).is_ok());
+        assert!(apq.resolve(None, Some(&sha256(&flood(0)))).is_err());
     }
 
     #[test]
@@ -235,7 +322,7 @@ mod tests {
             Err(AppError::PersistedQueryNotFound)
         ));
         // Registration does nothing in this mode.
-        trusted.keep(sha256("{ __typename }"), "{ __typename }");
+        trusted.keep(sha256("{ __typename }"), "{ __typename }", None);
         assert!(
             trusted
                 .resolve(None, Some(&sha256("{ __typename }")))

@@ -93,6 +93,8 @@ async fn run(
         Ok(resolved) => resolved,
         Err(err) => return response::error(err, format),
     };
+    // Whose quota a newly kept document counts on.
+    let client = context.client.peer;
     let variables =
         async_graphql::Variables::from_json(Value::Object(params.variables.unwrap_or_default()));
     let mut request = async_graphql::Request::new(resolved.query.as_str())
@@ -108,7 +110,7 @@ async fn run(
     if let Some(hash) = resolved.keep_as
         && !response::never_ran(&result)
     {
-        endpoint.documents.keep(hash, &resolved.query);
+        endpoint.documents.keep(hash, &resolved.query, client);
     }
     response::render(result, format)
 }

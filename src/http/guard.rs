@@ -2,11 +2,10 @@
 //! A token that is sent must be valid, live and unrevoked, or the request is
 //! refused with 401 and the reason; resolvers only ever see the outcome.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -18,6 +17,7 @@ use crate::context::{Client, CurrentSession, RequestContext};
 use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::http::MAX_BODY_BYTES;
+use crate::http::client_address::ClientAddress;
 use crate::http::graphql::is_json;
 use crate::http::negotiate::{Format, negotiate};
 use crate::http::response;
@@ -84,15 +84,17 @@ pub async fn authenticate_request(
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
         peer: request
             .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .get::<ClientAddress>()
+            .map(|ClientAddress(ip)| *ip),
     };
+    let cookie_names_session = session.is_some() && cookie_names_session(&guard, &request);
     // In an Arc: the handler's extractor clones what it takes.
     request.extensions_mut().insert(Arc::new(RequestContext {
         now,
         session,
         client,
         passive,
+        cookie_names_session,
     }));
     next.run(request).await
 }
@@ -192,7 +194,22 @@ fn passive(headers: &HeaderMap) -> Result<bool, AppError> {
     }
 }
 
-/// The token from `Authorization: Bearer …`, else from the session cookie.
+/// Whether the session cookie names the session the request was verified
+/// under: the cookie was its credential, or holds the bearer's own token.
+fn cookie_names_session(guard: &Guard, request: &Request) -> bool {
+    let headers = request.headers();
+    let Some(in_cookie) = guard.cookie.and_then(|c| c.read(headers)) else {
+        return false;
+    };
+    match credential(headers, guard.cookie) {
+        Ok(Credential::Cookie(_)) => true,
+        Ok(Credential::Bearer(token)) => token == in_cookie,
+        Ok(Credential::None) | Err(_) => false,
+    }
+}
+
+/// The token from `Authorization: Bearer …`, else from the session cookie:
+/// with both, the bearer is the credential and the cookie is not read.
 /// Any other `Authorization` is an invalid token, not silently anonymous.
 fn credential(
     headers: &HeaderMap,

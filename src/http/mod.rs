@@ -1,5 +1,7 @@
 //! The HTTP edge: the session guard, the GraphQL endpoint, health and GraphiQL.
 
+pub mod client_address;
+pub mod cors_guard;
 pub mod graphql;
 pub mod guard;
 pub mod health;

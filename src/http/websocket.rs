@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -15,7 +15,7 @@ use async_graphql::futures_util::stream::SplitSink;
 use async_graphql::futures_util::{SinkExt, StreamExt, future};
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,7 @@ use crate::domain::token::SessionToken;
 use crate::error::{AppError, AuthFailure};
 use crate::graphql::subscription::ConnectionEnd;
 use crate::http::MAX_BODY_BYTES;
+use crate::http::client_address::ClientAddress;
 use crate::http::socket_executor::SocketExecutor;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
@@ -210,8 +211,8 @@ pub async fn upgrade_or_next(
     };
     let address = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+        .get::<ClientAddress>()
+        .map(|ClientAddress(ip)| *ip);
     let Some(pending) = sockets.limits.pending(address) else {
         return (
             StatusCode::TOO_MANY_REQUESTS,

@@ -91,10 +91,13 @@ impl LoginThrottle {
     ) -> Result<Reservation, AppError> {
         let (account, address) = match device {
             Some(hash) => (format!("device:{}", hash.as_str()), None),
-            None => (account_key(email), ip.map(|ip| address_key("ip", ip))),
+            None => {
+                let address = ip.filter(|_| self.policies.address.is_some());
+                (account_key(email), address.map(|ip| address_key("ip", ip)))
+            }
         };
         let mut keys = vec![(account.clone(), self.policies.account)];
-        keys.extend(address.clone().map(|key| (key, self.policies.address)));
+        keys.extend(address.clone().zip(self.policies.address));
         self.bounded(self.count(&keys, now)).await?;
         Ok(Reservation { account, address })
     }
@@ -129,9 +132,11 @@ impl LoginThrottle {
         ip: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let Some(ip) = ip else { return Ok(()) };
+        let (Some(ip), Some(policy)) = (ip, self.policies.registration) else {
+            return Ok(());
+        };
         let key = address_key("register", ip);
-        self.bounded(self.count(&[(key, self.policies.registration)], now))
+        self.bounded(self.count(&[(key, policy)], now))
             .await
             .map(drop)
     }
@@ -147,7 +152,8 @@ impl LoginThrottle {
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let mut keys = vec![(mail_key(email.as_str()), self.policies.mail_address)];
-        keys.extend(ip.map(|ip| (address_key("mail-ip", ip), self.policies.mail_client)));
+        let client = ip.zip(self.policies.mail_client);
+        keys.extend(client.map(|(ip, policy)| (address_key("mail-ip", ip), policy)));
         self.bounded(self.count(&keys, now)).await.map(drop)
     }
 
@@ -162,14 +168,15 @@ impl LoginThrottle {
     pub async fn purge(&self, now: DateTime<Utc>) -> Result<u64, AppError> {
         let p = &self.policies;
         let quiet_since = [
-            p.account,
+            Some(p.account),
             p.address,
             p.registration,
-            p.signin,
-            p.mail_address,
+            Some(p.signin),
+            Some(p.mail_address),
             p.mail_client,
         ]
         .iter()
+        .flatten()
         .map(|policy| policy.window_start(now))
         .min()
         .unwrap_or(now);

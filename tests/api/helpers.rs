@@ -362,6 +362,7 @@ impl TestApp {
             email: email.into(),
             password: password.into(),
             remember_me: false,
+            known_device: None,
         };
         self.send(Login::build_query(login::Variables { input }), None)
             .await

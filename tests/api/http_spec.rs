@@ -511,3 +511,46 @@ async fn a_method_without_a_route_is_405_before_the_guard() {
     }
     app.me(&token).await.data("me");
 }
+
+/// A client whose requests come from `ip`, on the loopback network.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_address_cannot_evict_anothers_persisted_queries() {
+    let app = spawn_app().await;
+    let send = |client: reqwest::Client, body: Value| {
+        let url = app.url("/graphql");
+        async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let (mine, flood) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    let doc = "query Mine { __typename }";
+    let registered = send(
+        mine.clone(),
+        json!({ "query": doc, "extensions": persisted(&sha256(doc)) }),
+    )
+    .await;
+    assert_eq!(registered["data"]["__typename"], "Query", "{registered}");
+    // More documents than the whole store holds, from one other address.
+    for i in 0..520 {
+        let text = format!("query Flood{i} {{ __typename }}");
+        let body = json!({ "query": text, "extensions": persisted(&sha256(&text)) });
+        send(flood.clone(), body).await;
+    }
+    let hit = send(mine, json!({ "extensions": persisted(&sha256(doc)) })).await;
+    assert_eq!(hit["data"]["__typename"], "Query", "{hit}");
+    // The flooding address's own oldest went first.
+    let first = "query Flood0 { __typename }";
+    let gone = send(flood, json!({ "extensions": persisted(&sha256(first)) })).await;
+    assert_eq!(
+        gone["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{gone}"
+    );
+}

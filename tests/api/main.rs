@@ -25,6 +25,7 @@ mod query_plans;
 mod recovery;
 mod request_context;
 mod restart;
+mod reverse_proxy;
 mod revocation;
 mod round_trips;
 mod schema;

@@ -320,3 +320,91 @@ async fn a_cross_site_form_post_cannot_act_with_the_cookie() {
     let still = post_with_cookie(&app, &cookie, "application/json", me_query()).await;
     assert_eq!(still.status(), StatusCode::OK, "the forged logout acted");
 }
+
+/// Every `access-control-*` header of a response.
+fn cors_headers(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .keys()
+        .map(|name| name.as_str().to_owned())
+        .filter(|name| name.starts_with("access-control-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn another_origin_gets_no_cors_header_at_all() {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_on(database, |s| {
+        s.web.cors_origins = vec!["https://app.example.com".into()];
+        s.web.session_cookie = true;
+    })
+    .await;
+    let allowed = preflight(&app, "https://app.example.com").await;
+    assert!(cors_headers(&allowed).len() >= 3, "{:?}", allowed.headers());
+
+    let refused = preflight(&app, "https://evil.example.com").await;
+    assert_eq!(cors_headers(&refused), Vec::<String>::new());
+    let no_origin = preflight(&app, "").await;
+    assert_eq!(cors_headers(&no_origin), Vec::<String>::new());
+    let request = app
+        .client
+        .post(app.url("/graphql"))
+        .header("origin", "https://evil.example.com")
+        .json(&json!({ "query": "{ me { user { id } } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cors_headers(&request), Vec::<String>::new());
+}
+
+async fn post_with_both(
+    app: &TestApp,
+    bearer: &str,
+    cookie: &str,
+    query: &str,
+) -> reqwest::Response {
+    app.client
+        .post(app.url("/graphql"))
+        .bearer_auth(bearer)
+        .header("cookie", cookie)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn logout_with_a_bearer_and_another_sessions_cookie_leaves_the_cookie_alone() {
+    let database = TestDatabase::create().await;
+    let app = spawn_app_on(database, |s| {
+        s.web.session_cookie = true;
+        s.web.cookie_secure = false;
+    })
+    .await;
+    let (cookie_b, _) = session_cookie(&register_raw(&app, "both@example.com").await);
+    let bearer_a = app.login("both@example.com", PASSWORD).await.data("login")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The bearer is the credential: A ends, and B's cookie is not cleared.
+    let logout = post_with_both(&app, &bearer_a, &cookie_b, "mutation { logout }").await;
+    assert_eq!(logout.status(), StatusCode::OK);
+    let cleared = logout
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|v| v.to_str().unwrap().contains("gatehouse_session"));
+    assert!(!cleared, "B's cookie was cleared: {:?}", logout.headers());
+    app.me(&bearer_a).await.assert_unauthenticated("REVOKED");
+    let me = post_with_cookie(&app, &cookie_b, "application/json", me_query()).await;
+    assert_eq!(me.status(), StatusCode::OK, "B must still be live");
+
+    // The cookie and the bearer naming the same session: it ends, and the
+    // cookie is cleared.
+    let token_b = cookie_b.trim_start_matches("gatehouse_session=");
+    let logout = post_with_both(&app, token_b, &cookie_b, "mutation { logout }").await;
+    assert_eq!(session_cookie(&logout).0, "gatehouse_session=");
+    let after = post_with_cookie(&app, &cookie_b, "application/json", me_query()).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
