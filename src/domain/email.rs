@@ -1,5 +1,6 @@
-//! E-mail addresses as accounts know them: trimmed and lower-cased, so sign-in
-//! is case-insensitive.
+//! E-mail addresses as accounts know them: ASCII spaces trimmed and
+//! lower-cased, so sign-in is case-insensitive. Nothing else is trimmed: a
+//! control or invisible character anywhere is refused, not silently dropped.
 
 use std::fmt;
 
@@ -14,7 +15,7 @@ pub struct Email(String);
 impl Email {
     /// Normalises and checks an address. The error says what is wrong.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim().to_lowercase();
+        let email = raw.trim_matches(' ').to_lowercase();
         if email.chars().count() > MAX_LEN {
             return Err(format!("email must be at most {MAX_LEN} characters"));
         }
@@ -77,6 +78,24 @@ mod tests {
     fn trims_and_lowercases() {
         let email = Email::parse("  Ada@Example.COM ").unwrap();
         assert_eq!(email.as_str(), "ada@example.com");
+    }
+
+    #[test]
+    fn refuses_control_and_invisible_characters_even_at_the_ends() {
+        for bad in [
+            "x@y.com\r\n",
+            "\r\nx@y.com",
+            "x@y.com\t",
+            "x@y.com\u{a0}",
+            "x@y.com\u{85}",
+            "x@y.com\u{2028}",
+            "\u{200b}x@y.com",
+            "x@y.com\u{feff}",
+            "x@y\u{0}.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
+        }
+        assert_eq!(Email::parse("  x@y.com  ").unwrap().as_str(), "x@y.com");
     }
 
     #[test]

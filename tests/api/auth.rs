@@ -198,3 +198,23 @@ async fn change_password_requires_the_current_password() {
     assert_eq!(reply.code(), "INVALID_CREDENTIALS");
     app.login(&email, PASSWORD).await.data("login");
 }
+
+/// Control and invisible characters are refused wherever they are, not
+/// trimmed away: the stored address is exactly what was typed.
+#[tokio::test]
+async fn addresses_with_invisible_characters_are_refused_not_trimmed() {
+    let app = spawn_app().await;
+    for bad in [
+        "x@y.com\r\n",
+        "\r\nx@y.com",
+        "x@y.com\t",
+        "x@y.com\u{a0}",
+        "x@y.com\u{85}",
+        "x@y.com\u{2028}",
+    ] {
+        let reply = app.register(bad, PASSWORD).await;
+        assert_eq!(reply.code(), "BAD_USER_INPUT", "{bad:?}: {}", reply.body);
+    }
+    let padded = app.register("  spaced@example.com ", PASSWORD).await;
+    assert_eq!(padded.data("register")["user"]["email"], "spaced@example.com");
+}
