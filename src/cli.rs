@@ -12,13 +12,13 @@ use entity::{session, user};
 use serde_json::{Value, json};
 
 use crate::config::{AdminArgs, SessionCommand, UserCommand};
+use crate::database;
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::error::AppError;
 use crate::services::admin::Admin;
 use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::session_notifier::SessionNotifier;
-use crate::startup::connect_and_migrate;
 
 /// Longer than any session lives, and still a date every database can compare.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -106,7 +106,10 @@ async fn admin<C: Subcommand>(args: &AdminArgs<C>) -> anyhow::Result<Admin> {
             );
         }
     }
-    let db = connect_and_migrate(&args.database).await?;
+    // Only `migrate` and `serve` change the schema: a newer CLI must not
+    // migrate under older nodes, nor an older one write to a newer schema.
+    let db = database::connect(&args.database).await?;
+    database::schema_state(&db).await?.require_current()?;
     let params = args.hashing.params().map_err(anyhow::Error::msg)?;
     let mail = &args.mail;
     // The operator ends whatever has not ended yet, whatever this shell's
@@ -140,18 +143,20 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// The database could not be opened: said as the output format asks.
+/// The database could not be opened, or its schema is not this binary's
+/// (`SCHEMA_MISMATCH`, exit 3): said as the output format asks.
 fn setup_failed(err: &anyhow::Error, as_json: bool) -> ExitCode {
     let message = format!("{err:#}");
+    let (code, exit) = match err.downcast_ref::<database::SchemaMismatch>() {
+        Some(_) => ("SCHEMA_MISMATCH", ExitCode::from(3)),
+        None => ("SERVICE_UNAVAILABLE", ExitCode::FAILURE),
+    };
     if as_json {
-        eprintln!(
-            "{}",
-            json!({ "code": "SERVICE_UNAVAILABLE", "message": message })
-        );
+        eprintln!("{}", json!({ "code": code, "message": message }));
     } else {
         eprintln!("gatehouse: {message}");
     }
-    ExitCode::FAILURE
+    exit
 }
 
 /// Prints the result (a table, or JSON) or the error, and picks the exit code.

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod database;
 pub mod domain;
 pub mod error;
 pub mod graphql;

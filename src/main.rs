@@ -2,7 +2,7 @@ use clap::Parser;
 use gatehouse::config::{Cli, Command};
 use std::process::ExitCode;
 
-use gatehouse::{cli, graphql, startup, telemetry};
+use gatehouse::{cli, database, graphql, startup, telemetry};
 
 /// glibc's malloc took a fifth of the CPU of a guarded request, mostly
 /// handing memory between threads; mimalloc keeps it per thread.
@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             app.run_until_stopped(startup::shutdown_signal()).await?;
         }
         Command::Migrate(database) => {
-            startup::connect_and_migrate(&database).await?;
+            database::connect_and_migrate(&database).await?;
         }
         Command::Schema => print!("{}", graphql::schema::sdl()),
         Command::User(args) => return cli::user(*args).await,

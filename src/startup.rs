@@ -1,4 +1,4 @@
-//! Building and running the server: database, migrations, router, listener.
+//! Building and running the server: services, router, listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,19 +10,15 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::{get, post};
-use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::clock::Clock;
-use crate::config::{DatabaseSettings, Registration, Settings, SmtpUrl, WebSettings};
+use crate::config::{Registration, Settings, SmtpUrl, WebSettings};
+use crate::database;
 use crate::graphql::persisted::PersistedDocuments;
 use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
@@ -48,9 +44,6 @@ use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
 use crate::session_notifier::SessionNotifier;
 
-/// Any fixed 64-bit number, unique to Gatehouse's migrations.
-const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
-
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
@@ -70,7 +63,7 @@ impl Application {
     /// As [`Application::build`], judging every request by `clock`.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
-        let db = connect_and_migrate(&settings.database).await?;
+        let db = database::connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
         // Counting sign-ins takes at most half the pool.
@@ -327,65 +320,6 @@ fn allowed_origins(origins: &[String]) -> Vec<HeaderValue> {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect()
-}
-
-/// Connects to the configured database and applies pending migrations.
-pub async fn connect_and_migrate(
-    settings: &DatabaseSettings,
-) -> anyhow::Result<DatabaseConnection> {
-    let url = &settings.database_url;
-    let mut options = ConnectOptions::new(url.expose());
-    options
-        .max_connections(settings.db_max_connections)
-        .connect_timeout(settings.db_acquire_timeout)
-        .acquire_timeout(settings.db_acquire_timeout)
-        .sqlx_logging(false)
-        // WAL lets readers run beside the one writer; NORMAL is durable
-        // across process crashes in WAL mode and much faster than FULL.
-        .map_sqlx_sqlite_opts(|opts| {
-            opts.journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true)
-        });
-    if url.expose().starts_with("sqlite:") {
-        // A SQLite "connection" is a file handle: nothing to test, and the
-        // test would cost a round trip to its worker thread per query.
-        options.test_before_acquire(false);
-    } else {
-        // A round trip before every checkout buys nothing for a connection
-        // in use a moment ago: sqlx already pings each one it takes back.
-        // One idle long enough for a restart or a proxy to have dropped it
-        // is still tested.
-        options.test_before_acquire_if_idle_for(Duration::from_secs(30));
-    }
-    let mut db = Database::connect(options).await.with_context(|| {
-        format!(
-            "cannot connect to GATEHOUSE_DATABASE_URL {}",
-            url.redacted()
-        )
-    })?;
-    db.set_metric_callback(|info| measure::query(info.elapsed, info.failed));
-    migrate(&db).await.context("database migration failed")?;
-    Ok(db)
-}
-
-/// Applies pending migrations. On PostgreSQL, nodes starting together take
-/// turns under an advisory lock held by the migration's own transaction, so
-/// none races another and the lock cannot outlive a crash.
-async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    match db.get_database_backend() {
-        DbBackend::Postgres => {
-            let txn = db.begin().await?;
-            txn.execute_unprepared(&format!(
-                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-            ))
-            .await?;
-            Migrator::up(&txn, None).await?;
-            txn.commit().await
-        }
-        _ => Migrator::up(db, None).await,
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.

@@ -216,5 +216,8 @@ async fn addresses_with_invisible_characters_are_refused_not_trimmed() {
         assert_eq!(reply.code(), "BAD_USER_INPUT", "{bad:?}: {}", reply.body);
     }
     let padded = app.register("  spaced@example.com ", PASSWORD).await;
-    assert_eq!(padded.data("register")["user"]["email"], "spaced@example.com");
+    assert_eq!(
+        padded.data("register")["user"]["email"],
+        "spaced@example.com"
+    );
 }

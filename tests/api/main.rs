@@ -29,6 +29,7 @@ mod reverse_proxy;
 mod revocation;
 mod round_trips;
 mod schema;
+mod schema_versions;
 mod session_features;
 mod session_timeouts;
 mod throttle;
