@@ -32,7 +32,7 @@ impl Letters {
     pub fn reset(&self, to: &str, token: &EmailToken, ttl: Duration) -> Letter {
         let link = self.reset_url.replace(TOKEN_PLACEHOLDER, token.expose());
         let product = &self.product;
-        let lifetime = humantime::format_duration(ttl);
+        let lifetime = spoken(ttl);
         self.letter(
             to,
             format!("Reset your {product} password"),
@@ -51,7 +51,7 @@ impl Letters {
     pub fn verify(&self, to: &str, token: &EmailToken, ttl: Duration) -> Letter {
         let link = self.verify_url.replace(TOKEN_PLACEHOLDER, token.expose());
         let product = &self.product;
-        let lifetime = humantime::format_duration(ttl);
+        let lifetime = spoken(ttl);
         self.letter(
             to,
             format!("Verify your {product} e-mail address"),
@@ -97,14 +97,19 @@ impl Letters {
         let product = &self.product;
         let text = format!(
             "The e-mail address of your {product} account was changed from {old} to {new}.\n\n\
-             If it was not you, reset your password at once and contact support.\n"
+             If it was not you, someone who knew your password has taken the account: a \
+             password reset now goes to the new address, so contact {product} support at \
+             once to have the account disabled and given back.\n"
         );
         let html = format!(
             "<p>The e-mail address of your {} account was changed from {} to {}.</p>\
-             <p>If it was not you, reset your password at once and contact support.</p>",
+             <p>If it was not you, someone who knew your password has taken the account: a \
+             password reset now goes to the new address, so contact {} support at once to \
+             have the account disabled and given back.</p>",
             escape(product),
             escape(old),
-            escape(new)
+            escape(new),
+            escape(product)
         );
         Letter {
             to: old.to_owned(),
@@ -161,6 +166,28 @@ fn escape(text: &str) -> String {
     out
 }
 
+/// A lifetime as a person writes it: "30 minutes", "1 day", "1 hour and
+/// 30 minutes". Past a minute, seconds are left out (rounded down, so the
+/// link never works for less than it says).
+fn spoken(ttl: Duration) -> String {
+    let total = ttl.as_secs();
+    let units: [(u64, &str); 4] = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
+    let mut left = if total >= 60 { total - total % 60 } else { total };
+    let parts: Vec<String> = units
+        .iter()
+        .filter_map(|&(size, name)| {
+            let count = left / size;
+            left %= size;
+            (count > 0).then(|| format!("{count} {name}{}", if count == 1 { "" } else { "s" }))
+        })
+        .collect();
+    match parts.as_slice() {
+        [] => "a moment".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,8 +208,32 @@ mod tests {
         let link = format!("https://app.example.com/reset?token={}&x=1", token.expose());
         assert!(letter.text.contains(&link));
         assert!(letter.html.contains(&link.replace('&', "&amp;")));
-        assert!(letter.text.contains("30m"));
+        assert!(letter.text.contains("within 30 minutes:"), "{}", letter.text);
         assert_eq!(letter.subject, "Reset your Acme <ID> password");
+    }
+
+    #[test]
+    fn lifetimes_read_as_a_person_writes_them() {
+        let cases = [
+            (1800, "30 minutes"),
+            (86_400, "1 day"),
+            (3_600, "1 hour"),
+            (5_400, "1 hour and 30 minutes"),
+            (90_061, "1 day, 1 hour and 1 minute"),
+            (3_599, "59 minutes"),
+            (45, "45 seconds"),
+            (1, "1 second"),
+        ];
+        for (secs, spoken_as) in cases {
+            assert_eq!(spoken(Duration::from_secs(secs)), spoken_as);
+        }
+    }
+
+    #[test]
+    fn the_notice_of_a_move_says_what_the_old_owner_can_do() {
+        let letter = letters().email_changed("a@example.com", "b@example.com");
+        assert!(letter.text.contains("contact Acme <ID> support"), "{}", letter.text);
+        assert!(!letter.text.contains("reset your password at once"));
     }
 
     #[test]
