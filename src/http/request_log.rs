@@ -68,9 +68,10 @@ pub async fn log_request(request: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let outcome = labels.outcome.as_deref().unwrap_or("-");
+    // Refused before the schema ran (the guard, limits, size), or not a
+    // GraphQL request at all: `none`, in the log as in the metric.
+    let operation = labels.operation.as_deref().unwrap_or("none");
     if path == "/graphql" {
-        // Refused before the schema ran (the guard, limits, size): `none`.
-        let operation = labels.operation.as_deref().unwrap_or("none");
         measure::request(operation, outcome, took);
     }
     // A path is the caller's text: enough of it to find the route.
@@ -80,7 +81,7 @@ pub async fn log_request(request: Request, next: Next) -> Response {
             %method,
             path,
             status = response.status().as_u16(),
-            operation = labels.operation.as_deref().unwrap_or("-"),
+            operation,
             outcome,
             duration_ms = took.as_secs_f64() * 1000.0,
             "request"
