@@ -18,8 +18,17 @@ use crate::domain::forwarded;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
-/// The headers by which a proxy says whom it forwards for.
-const FORWARDING_HEADERS: [&str; 3] = ["x-forwarded-for", "forwarded", "x-real-ip"];
+/// The headers by which proxies say whom they forward for (the common
+/// ones, so that `/metrics` is not relayed by a proxy that uses another).
+const FORWARDING_HEADERS: [&str; 7] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "forwarded-for",
+    "cf-connecting-ip",
+];
 
 /// Puts the request's [`ClientAddress`] into its extensions. A request with
 /// no known peer (a router served without connect info) gets none.

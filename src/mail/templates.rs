@@ -171,8 +171,17 @@ fn escape(text: &str) -> String {
 /// link never works for less than it says).
 fn spoken(ttl: Duration) -> String {
     let total = ttl.as_secs();
-    let units: [(u64, &str); 4] = [(86_400, "day"), (3_600, "hour"), (60, "minute"), (1, "second")];
-    let mut left = if total >= 60 { total - total % 60 } else { total };
+    let units: [(u64, &str); 4] = [
+        (86_400, "day"),
+        (3_600, "hour"),
+        (60, "minute"),
+        (1, "second"),
+    ];
+    let mut left = if total >= 60 {
+        total - total % 60
+    } else {
+        total
+    };
     let parts: Vec<String> = units
         .iter()
         .filter_map(|&(size, name)| {
@@ -208,7 +217,11 @@ mod tests {
         let link = format!("https://app.example.com/reset?token={}&x=1", token.expose());
         assert!(letter.text.contains(&link));
         assert!(letter.html.contains(&link.replace('&', "&amp;")));
-        assert!(letter.text.contains("within 30 minutes:"), "{}", letter.text);
+        assert!(
+            letter.text.contains("within 30 minutes:"),
+            "{}",
+            letter.text
+        );
         assert_eq!(letter.subject, "Reset your Acme <ID> password");
     }
 
@@ -232,7 +245,11 @@ mod tests {
     #[test]
     fn the_notice_of_a_move_says_what_the_old_owner_can_do() {
         let letter = letters().email_changed("a@example.com", "b@example.com");
-        assert!(letter.text.contains("contact Acme <ID> support"), "{}", letter.text);
+        assert!(
+            letter.text.contains("contact Acme <ID> support"),
+            "{}",
+            letter.text
+        );
         assert!(!letter.text.contains("reset your password at once"));
     }
 

@@ -26,7 +26,7 @@ use crate::repo::sessions::{self, Revocation};
 use crate::repo::{email_tokens, known_devices as device_rows, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
-use crate::services::throttle::LoginThrottle;
+use crate::services::throttle::{Known, LoginThrottle};
 use crate::services::{expiry, known_devices};
 use crate::session_notifier::{Notice, SessionNotifier};
 
@@ -182,7 +182,7 @@ impl AuthService {
         let device = known.as_ref().map(DeviceToken::hash);
         let reservation = self
             .throttle
-            .reserve(&email, client.ip, device.as_ref(), now)
+            .reserve(&email, client.ip, device.as_ref().map(Known::Device), now)
             .await?;
         let user = self.check_password(&email, password, now).await?;
         self.throttle.succeeded(reservation).await?;
@@ -522,8 +522,8 @@ impl AuthService {
     /// Replaces the caller's password after checking the current one, and
     /// signs out every other session; the caller's own stays, and counts as
     /// freshly authenticated. A wrong current password counts against the
-    /// account exactly like a failed login, so a stolen session is no
-    /// oracle for it.
+    /// session under the account's limits, so a stolen session is no free
+    /// oracle for it, and strangers' guesses cannot block its owner.
     pub async fn change_password(
         &self,
         current: &CurrentSession,
@@ -561,6 +561,10 @@ impl AuthService {
         txn.commit().await?;
         self.notifier.deliver(notices);
         tracing::info!(user_id = %user, revoked_sessions = revoked.len(), "password changed");
+        // Best effort, like a reset's: the change stands either way.
+        if let Err(err) = self.throttle.forget_sign_ins(user).await {
+            tracing::warn!(error = ?err, "could not clear sign-ins after a password change");
+        }
         let mut session = current.session.clone();
         session.authenticated_at = at;
         Ok(PasswordChanged {
@@ -588,14 +592,20 @@ impl AuthService {
             ));
         }
         self.prove_password(current, password, client, now).await?;
-        self.throttle
-            .reserve_mail(&new_email, client.ip, now)
-            .await?;
-        // The current address hears of it now, while it can still act; the
-        // notice counts against its budget like any message to it.
+        // The current address hears of it now, while it can still act, and
+        // again when the move is done: both notices count against it, first,
+        // so that a refusal spends nothing of the new address's budget.
         let email = Email::parse(&current.account.email)
             .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-        self.throttle.reserve_mail(&email, None, now).await?;
+        for _ in 0..2 {
+            self.throttle.reserve_mail(&email, None, now).await?;
+        }
+        // Links that move an account to an address have a budget of their
+        // own there: other accounts cannot spend what its owner needs for a
+        // reset.
+        self.throttle
+            .reserve_mail_invitation(&new_email, client.ip, now)
+            .await?;
         let (txn, at) = self.claim(current, now).await?;
         let user = current.account.id;
         self.outbox
@@ -756,7 +766,8 @@ impl AuthService {
         })
     }
 
-    /// Checks the caller's password, throttled and counted like a login.
+    /// Checks the caller's password, throttled like a login but counted
+    /// against the caller's session.
     async fn prove_password(
         &self,
         current: &CurrentSession,
@@ -768,7 +779,10 @@ impl AuthService {
         self.refuse_if_saturated()?;
         let email = Email::parse(&current.account.email)
             .map_err(|e| AppError::internal(anyhow::anyhow!("stored e-mail: {e}")))?;
-        let reservation = self.throttle.reserve(&email, client.ip, None, now).await?;
+        // Counted against the session: a thief holding one gets its own
+        // small budget, and strangers' guesses cannot block its owner.
+        let on = Some(Known::Session(current.session.id));
+        let reservation = self.throttle.reserve(&email, client.ip, on, now).await?;
         // Re-read so a password changed by another session is the one checked.
         let user = users::find_by_id(&self.db, current.account.id)
             .await?

@@ -179,7 +179,7 @@ impl Recovery {
         self.notifier.deliver(notices);
         if let Ok(email) = Email::parse(&user.email) {
             // Best effort: the owner may sign in at once, even if locked.
-            if let Err(err) = self.throttle.forgive(&email).await {
+            if let Err(err) = self.throttle.forgive(&email, user_id).await {
                 tracing::warn!(error = ?err, "could not clear sign-in failures after a reset");
             }
         }

@@ -41,6 +41,15 @@ pub struct LoginThrottle {
     wait: Duration,
 }
 
+/// Who makes a password attempt, when it is not a stranger.
+#[derive(Clone, Copy, Debug)]
+pub enum Known<'a> {
+    /// A client that signed in to the account before.
+    Device(&'a TokenHash),
+    /// A session of the account, proving its password again.
+    Session(Uuid),
+}
+
 /// Attempts counted for one password check, to settle when it is done.
 #[must_use = "a reservation is settled by `succeeded`, or stays counted"]
 pub struct Reservation {
@@ -79,18 +88,19 @@ impl LoginThrottle {
 
     /// Counts a password attempt for `email` from `ip`, or refuses it with
     /// `RATE_LIMITED` while either is locked. From a device known to the
-    /// account, the attempt counts against that device alone: strangers'
-    /// guesses cannot lock it out, nor its own lock anyone else. Nothing
-    /// is hashed before this.
+    /// account, or on a session of it, the attempt counts against that
+    /// device or session alone: strangers' guesses cannot lock its owner
+    /// out, nor its own lock anyone else. Nothing is hashed before this.
     pub async fn reserve(
         &self,
         email: &Email,
         ip: Option<IpAddr>,
-        device: Option<&TokenHash>,
+        known: Option<Known<'_>>,
         now: DateTime<Utc>,
     ) -> Result<Reservation, AppError> {
-        let (account, address) = match device {
-            Some(hash) => (format!("device:{}", hash.as_str()), None),
+        let (account, address) = match known {
+            Some(Known::Device(hash)) => (format!("device:{}", hash.as_str()), None),
+            Some(Known::Session(id)) => (format!("session:{id}"), None),
             None => {
                 let address = ip.filter(|_| self.policies.address.is_some());
                 (account_key(email), address.map(|ip| address_key("ip", ip)))
@@ -120,7 +130,7 @@ impl LoginThrottle {
     /// `RATE_LIMITED` past the account's hourly number. Only a right
     /// password reaches this, so strangers cannot spend it.
     pub async fn reserve_signin(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
-        let key = format!("signin:{user}");
+        let key = signin_key(user);
         self.bounded(self.count(&[(key, self.policies.signin)], now))
             .await
             .map(drop)
@@ -157,10 +167,39 @@ impl LoginThrottle {
         self.bounded(self.count(&keys, now)).await.map(drop)
     }
 
-    /// Forgets the account's failed sign-ins: its owner just proved control
-    /// of the address with a reset link.
-    pub async fn forgive(&self, email: &Email) -> Result<(), AppError> {
-        self.bounded(async { Ok(throttles::clear(&self.db, &account_key(email)).await?) })
+    /// Counts a link that would move another account to `email`
+    /// (`changeEmail`), asked for from `ip`: against a budget of its own at
+    /// that address, as large as its main one, so that other accounts can
+    /// neither flood it nor spend its owner's reset links.
+    pub async fn reserve_mail_invitation(
+        &self,
+        email: &Email,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let key = format!("mail-move:{}", digest(email));
+        let mut keys = vec![(key, self.policies.mail_address)];
+        let client = ip.zip(self.policies.mail_client);
+        keys.extend(client.map(|(ip, policy)| (address_key("mail-ip", ip), policy)));
+        self.bounded(self.count(&keys, now)).await.map(drop)
+    }
+
+    /// Forgets the account's failed sign-ins, and its successful ones this
+    /// hour: its owner just proved control of the address with a reset
+    /// link, and whoever spent them with the old password must not keep
+    /// the owner out with the new one.
+    pub async fn forgive(&self, email: &Email, user: Uuid) -> Result<(), AppError> {
+        self.bounded(async {
+            throttles::clear(&self.db, &account_key(email)).await?;
+            Ok(throttles::clear(&self.db, &signin_key(user)).await?)
+        })
+        .await
+    }
+
+    /// Forgets the account's successful sign-ins this hour: its password
+    /// changed, so those who spent them with the old one are shut out.
+    pub async fn forget_sign_ins(&self, user: Uuid) -> Result<(), AppError> {
+        self.bounded(async { Ok(throttles::clear(&self.db, &signin_key(user)).await?) })
             .await
     }
 
@@ -240,6 +279,10 @@ fn account_key(email: &Email) -> String {
 /// The key of the messages sent to an address (as stored, normalised).
 pub fn mail_key(email: &str) -> String {
     format!("mail:{}", hex::encode(Sha256::digest(email.as_bytes())))
+}
+
+fn signin_key(user: Uuid) -> String {
+    format!("signin:{user}")
 }
 
 fn digest(email: &Email) -> String {

@@ -129,7 +129,7 @@ async fn password_operations_cannot_be_batched_into_one_request() {
 }
 
 #[tokio::test]
-async fn change_password_is_throttled_like_login() {
+async fn change_password_is_throttled_like_login_on_its_session() {
     let app = spawn_app().await;
     let (email, token, _) = app.signed_in_user().await;
     let guesses =
@@ -137,13 +137,34 @@ async fn change_password_is_throttled_like_login() {
     let counts = tally(&guesses);
     assert_eq!(counts.get("INVALID_CREDENTIALS"), Some(&5), "{counts:?}");
     assert_eq!(counts.get("RATE_LIMITED"), Some(&15), "{counts:?}");
-    // The same account count: sign-in is locked as well, and so is the
-    // right current password.
-    assert_eq!(app.login(&email, PASSWORD).await.code(), "RATE_LIMITED");
+    // The session's count: its right current password is locked too, but
+    // another session of the account, and sign-in, are not.
     let reply = app
         .change_password(&token, PASSWORD, "a new passphrase")
         .await;
     assert_eq!(reply.code(), "RATE_LIMITED");
+    let other = app.login(&email, PASSWORD).await.data("login")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.change_password(&other, PASSWORD, "a new passphrase")
+        .await
+        .data("changePassword");
+}
+
+/// Strangers who lock the account for sign-ins do not block its owner's
+/// step-up or password change on a session they already have.
+#[tokio::test]
+async fn strangers_guesses_do_not_block_a_sessions_password_checks() {
+    let app = spawn_app().await;
+    let (email, token, _) = app.signed_in_user().await;
+    for _ in 0..6 {
+        app.login(&email, WRONG).await;
+    }
+    assert_eq!(app.login(&email, PASSWORD).await.code(), "RATE_LIMITED");
+    app.change_password(&token, PASSWORD, "a new passphrase")
+        .await
+        .data("changePassword");
 }
 
 #[tokio::test]

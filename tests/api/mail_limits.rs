@@ -45,17 +45,42 @@ async fn signing_someone_up_again_and_again_cannot_flood_their_inbox() {
 #[tokio::test]
 async fn change_of_address_notices_count_against_the_current_address() {
     let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
-    // Someone who registered the victim's address can make it receive a
-    // notice per change they ask for, but only within its budget.
+    // Someone who registered the victim's address can make it receive
+    // notices of changes they ask for, but only within its budget: each
+    // change counts its notice now and the one sent when it is done.
     let squatter = token_of(&app.register(VICTIM, PASSWORD).await, "register");
-    for i in 0..4 {
+    for i in 0..2 {
         let new = format!("elsewhere-{i}@example.com");
         app.change_email(&squatter, &new).await.data("changeEmail");
     }
     let refused = app.change_email(&squatter, "one-more@example.com").await;
     assert_eq!(refused.code(), "RATE_LIMITED");
-    settle(&app, 1 + 4 + 4).await;
-    assert_eq!(app.mail.to(VICTIM).len(), 5, "1 link + 4 notices");
+    settle(&app, 1 + 2 + 2).await;
+    assert_eq!(app.mail.to(VICTIM).len(), 3, "1 link + 2 notices");
+    // The refused change spent nothing of the new address's budget.
+    assert!(app.mail.to("one-more@example.com").is_empty());
+}
+
+#[tokio::test]
+async fn other_accounts_cannot_spend_an_owners_reset_links() {
+    let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
+    let (owner, _, _) = app.signed_in_user().await;
+    // Links asking to move other accounts to the owner's address have a
+    // budget of their own there (each mover may ask twice an hour: its own
+    // address is told of each change twice).
+    let mut movers = Vec::new();
+    for _ in 0..3 {
+        movers.push(app.signed_in_user().await.1);
+    }
+    for mover in [&movers[0], &movers[0], &movers[1], &movers[1], &movers[2]] {
+        app.change_email(mover, &owner).await.data("changeEmail");
+    }
+    let refused = app.change_email(&movers[2], &owner).await;
+    assert_eq!(refused.code(), "RATE_LIMITED");
+    // The owner's reset still goes out.
+    app.ask_reset(&owner).await.data("requestPasswordReset");
+    let mails = app.mail.nth_to(&owner, 7).await;
+    assert!(mails.subject.starts_with("Reset"), "{}", mails.subject);
 }
 
 #[tokio::test]

@@ -137,3 +137,37 @@ async fn successful_sign_ins_are_limited_per_account_across_nodes() {
     let (other, _, _) = a.signed_in_user().await;
     a.login(&other, PASSWORD).await.data("login");
 }
+
+/// Whoever spent the account's sign-ins with a known password cannot keep
+/// its owner out after a reset with the new one.
+#[tokio::test]
+async fn a_reset_gives_the_owner_back_the_sign_ins_a_thief_spent() {
+    use crate::mailbox::Inbox;
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        s.login_limits.signin_max_per_account = 2;
+    })
+    .await;
+    let (email, _, _) = app.signed_in_user().await;
+    for _ in 0..2 {
+        app.login(&email, PASSWORD).await.data("login");
+    }
+    assert_rate_limited(&app.login(&email, PASSWORD).await);
+    let asked = app
+        .graphql(
+            "mutation($e: String!) { requestPasswordReset(input: {email: $e}) }",
+            serde_json::json!({ "e": email }),
+            None,
+        )
+        .await;
+    asked.data("requestPasswordReset");
+    let link = app.mail.nth_to(&email, 2).await.token("ghr_");
+    let new = "a brand new passphrase";
+    app.graphql(
+        "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { email } }",
+        serde_json::json!({ "t": link, "p": new }),
+        None,
+    )
+    .await
+    .data("resetPassword");
+    app.login(&email, new).await.data("login");
+}
