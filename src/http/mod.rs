@@ -3,8 +3,10 @@
 pub mod graphql;
 pub mod guard;
 pub mod health;
+pub mod listener;
 pub mod metrics_page;
 pub mod negotiate;
+pub mod places;
 pub mod playground;
 pub mod request_log;
 pub mod response;
