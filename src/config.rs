@@ -173,6 +173,9 @@ pub struct Settings {
     pub web: WebSettings,
 
     #[command(flatten)]
+    pub connections: ConnectionSettings,
+
+    #[command(flatten)]
     pub login_limits: LoginLimits,
 
     #[command(flatten)]
@@ -424,6 +427,57 @@ pub struct WebSettings {
     /// headers are ignored, and the client is the TCP peer.
     #[arg(long, env = "GATEHOUSE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Bounds on the main listener's connections, so that one client cannot
+/// take a node's sockets or memory (README: Connection limits).
+#[derive(Clone, Debug, Args)]
+pub struct ConnectionSettings {
+    /// Connections the main listener holds open at once (WebSockets
+    /// included); past it, a new connection is closed unread.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS", default_value_t = 25_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Connections one client address (an IPv6 /64) may hold open at once;
+    /// peers in `GATEHOUSE_TRUSTED_PROXIES` are exempt.
+    #[arg(long, env = "GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
+    /// How long a client has to send a request's headers once the server
+    /// waits for them: from the connection's start, or from the previous
+    /// response, so also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "GATEHOUSE_HEADER_READ_TIMEOUT", default_value = "10s",
+          value_parser = parse_header_read_timeout)]
+    pub header_read_timeout: Duration,
+
+    /// The largest request head (request line and headers) in bytes; a
+    /// larger one is answered 431 and the connection closed.
+    #[arg(long, env = "GATEHOUSE_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(8192..=1024 * 1024))]
+    pub max_header_bytes: u32,
+
+    /// Live `sessionStatus` connections one account may hold at once,
+    /// across all its sessions.
+    #[arg(long, env = "GATEHOUSE_MAX_LIVE_CONNECTIONS_PER_ACCOUNT", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_live_connections_per_account: u32,
+
+    /// Live `sessionStatus` connections one client address (an IPv6 /64)
+    /// may hold at once.
+    #[arg(long, env = "GATEHOUSE_MAX_LIVE_CONNECTIONS_PER_ADDRESS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_live_connections_per_address: u32,
+}
+
+/// Zero would refuse every request; past a few minutes it protects nothing.
+fn parse_header_read_timeout(value: &str) -> Result<Duration, String> {
+    let timeout = parse_duration(value)?;
+    if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(300) {
+        return Err("must be between 100ms and 5m".into());
+    }
+    Ok(timeout)
 }
 
 /// A network as a CIDR, or one address as its own network.

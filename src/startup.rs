@@ -24,6 +24,7 @@ use crate::graphql::schema::{self, RequireVerifiedEmail};
 use crate::graphql::subscription::ExpiryWarning;
 use crate::http::graphql::Endpoint;
 use crate::http::guard::{Guard, PASSIVE_HEADER, PREFLIGHT_HEADER};
+use crate::http::listener::{self, Admission};
 use crate::http::socket_executor::SocketExecutor;
 use crate::http::websocket::{self, Sockets};
 use crate::http::{
@@ -48,6 +49,8 @@ use crate::session_notifier::SessionNotifier;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The caps and deadlines on the main listener's connections.
+    admission: Admission,
     purge: Purge,
     courier: Courier,
     /// `GATEHOUSE_METRICS_LISTEN`'s listener, if set.
@@ -63,6 +66,7 @@ impl Application {
     /// As [`Application::build`], judging every request by `clock`.
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
+        listener::raise_file_limit(&settings.connections);
         let db = database::connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
@@ -152,9 +156,11 @@ impl Application {
             interval: settings.purge_interval,
             clock,
         };
+        let admission = Admission::new(&settings.connections, &settings.web.trusted_proxies);
         Ok(Self {
             listener,
             router,
+            admission,
             purge,
             courier,
             metrics,
@@ -191,17 +197,11 @@ impl Application {
             }));
         }
         tracing::info!(addr = %self.listener.local_addr()?, "gatehouse listening");
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        listener::serve(self.listener, self.router, self.admission, shutdown).await;
         for task in background {
             task.abort();
         }
-        served
+        Ok(())
     }
 }
 
@@ -236,10 +236,12 @@ fn router(
         auth: auth.clone(),
         cookie,
         origins: allowed_origins(&web.cors_origins),
-        limits: websocket::Limits::new(
-            settings.sessions.max_live_connections,
-            settings.sessions.max_live_connections_per_session,
-        ),
+        limits: websocket::Limits::new(websocket::Caps {
+            node: settings.sessions.max_live_connections,
+            per_session: settings.sessions.max_live_connections_per_session,
+            per_account: settings.connections.max_live_connections_per_account as usize,
+            per_address: settings.connections.max_live_connections_per_address as usize,
+        }),
     };
     let endpoint = Endpoint { schema, documents };
     // `route_layer`: a method with no route gets its 405 without the guard

@@ -3,9 +3,8 @@
 //! Browsers apply no CORS to WebSocket handshakes, so the cookie counts
 //! only when `Origin` is one of `GATEHOUSE_CORS_ORIGINS`.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use async_graphql::futures_util::{SinkExt, StreamExt, future};
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +31,7 @@ use crate::error::{AppError, AuthFailure};
 use crate::graphql::subscription::ConnectionEnd;
 use crate::http::MAX_BODY_BYTES;
 use crate::http::client_address::ClientAddress;
+use crate::http::places::{Place, Places, network};
 use crate::http::socket_executor::SocketExecutor;
 use crate::services::auth::AuthService;
 use crate::session_cookie::SessionCookie;
@@ -71,93 +72,77 @@ pub struct Limits {
     node: Arc<Semaphore>,
     /// Connections one session may hold at once (its tabs).
     per_session: usize,
+    /// Connections one account may hold at once, across its sessions: so
+    /// signing in again and again does not multiply [`Limits::per_session`].
+    per_account: usize,
+    /// Connections one client address (an IPv6 /64) may hold at once.
+    per_address: usize,
     open: Places<Uuid>,
+    accounts: Places<Uuid>,
+    addresses: Places<IpAddr>,
     /// Connections per client address still waiting for `connection_init`.
     pending: Places<IpAddr>,
 }
 
+/// How many connections each holder may have open at once.
+pub struct Caps {
+    pub node: usize,
+    pub per_session: usize,
+    pub per_account: usize,
+    pub per_address: usize,
+}
+
 impl Limits {
-    pub fn new(node: usize, per_session: usize) -> Self {
+    pub fn new(caps: Caps) -> Self {
         Self {
-            node: Arc::new(Semaphore::new(node)),
-            per_session,
+            node: Arc::new(Semaphore::new(caps.node)),
+            per_session: caps.per_session,
+            per_account: caps.per_account,
+            per_address: caps.per_address,
             open: Places::default(),
+            accounts: Places::default(),
+            addresses: Places::default(),
             pending: Places::default(),
         }
     }
 
-    /// A place for one more connection from `address` before its
-    /// `connection_init`, held until then.
-    fn pending(&self, address: Option<IpAddr>) -> Option<Option<Place<IpAddr>>> {
-        match address {
-            Some(address) => self
-                .pending
-                .take(network(address), MAX_PENDING_PER_ADDRESS)
-                .map(Some),
-            None => Some(None),
-        }
+    /// A place for one more connection from `address`, held for its life,
+    /// and one held until its `connection_init`; `Err` names the 429's cause.
+    fn arrive(&self, address: Option<IpAddr>) -> Result<Arrival, &'static str> {
+        let Some(address) = address.map(network) else {
+            return Ok((None, None));
+        };
+        let open = self
+            .addresses
+            .take(address, self.per_address)
+            .ok_or("Too many live connections from this address")?;
+        let pending = self
+            .pending
+            .take(address, MAX_PENDING_PER_ADDRESS)
+            .ok_or("Too many connections from this address are waiting for connection_init")?;
+        Ok((Some(open), Some(pending)))
     }
 
-    /// A place for one more connection of `session`, held until dropped.
-    fn take(&self, session: Uuid) -> Option<Place<Uuid>> {
-        self.open.take(session, self.per_session)
-    }
-}
-
-/// Counted places per key, each given back when its [`Place`] is dropped.
-struct Places<K>(Arc<Mutex<HashMap<K, usize>>>);
-
-impl<K> Clone for Places<K> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
-    }
-}
-
-impl<K> Default for Places<K> {
-    fn default() -> Self {
-        Self(Arc::default())
+    /// Places for one more connection of `session` and of its account,
+    /// held until dropped.
+    fn take(&self, session: Uuid, account: Uuid) -> Option<(Place<Uuid>, Place<Uuid>)> {
+        let session = self.open.take(session, self.per_session)?;
+        let account = self.accounts.take(account, self.per_account)?;
+        Some((session, account))
     }
 }
 
-impl<K: Eq + Hash + Copy> Places<K> {
-    fn take(&self, key: K, max: usize) -> Option<Place<K>> {
-        let mut counts = lock(&self.0);
-        let count = counts.entry(key).or_default();
-        if *count >= max {
-            return None;
-        }
-        *count += 1;
-        Some(Place {
-            key,
-            places: self.clone(),
-        })
-    }
-}
+/// A new connection's places: its address's for its life, and its
+/// address's among those waiting for `connection_init`.
+type Arrival = (Option<Place<IpAddr>>, Option<Place<IpAddr>>);
 
-/// One connection's place; freed when it is dropped.
-struct Place<K: Eq + Hash> {
-    key: K,
-    places: Places<K>,
-}
-
-impl<K: Eq + Hash> Drop for Place<K> {
-    fn drop(&mut self) {
-        let mut counts = lock(&self.places.0);
-        if let Some(count) = counts.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&self.key);
-            }
-        }
-    }
-}
-
-/// An IPv4 address, or the /64 of an IPv6 one.
-fn network(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        v4 => v4,
-    }
+/// The client address a connection is counted against. Today the TCP peer;
+/// with trusted proxies, the address they forwarded.
+fn client_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ClientAddress>()
+        .map(|ClientAddress(ip)| *ip)
 }
 
 /// The one subprotocol served: graphql-ws's, as Apollo Client and urql
@@ -209,17 +194,16 @@ pub async fn upgrade_or_next(
         )
             .into_response();
     };
-    let address = parts
-        .extensions
-        .get::<ClientAddress>()
-        .map(|ClientAddress(ip)| *ip);
-    let Some(pending) = sockets.limits.pending(address) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "10")],
-            "Too many connections from this address are waiting for connection_init",
-        )
-            .into_response();
+    let (address, pending) = match sockets.limits.arrive(client_address(&parts)) {
+        Ok(places) => places,
+        Err(why) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "10")],
+                why,
+            )
+                .into_response();
+        }
     };
     let cookie = cookie_token(&sockets, &parts.headers);
     upgrade
@@ -234,7 +218,7 @@ pub async fn upgrade_or_next(
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             serve(socket, sockets, protocol, cookie, pending).await;
-            drop(permit);
+            drop((permit, address));
         })
 }
 
@@ -323,12 +307,12 @@ async fn serve(
             let session = verify(&auth, payload_token(&payload).or(cookie)).await;
             match session {
                 Ok(current) => {
-                    let Some(slot) = limits.take(current.session.id) else {
+                    let Some(slot) = limits.take(current.session.id, current.account.id) else {
                         let _ = on_refusal.set(Refusal {
                             code: 4429,
                             reason: "TOO_MANY_CONNECTIONS",
                         });
-                        return Err("Too many connections for this session".into());
+                        return Err("Too many connections for this session or account".into());
                     };
                     let mut state = lock(&on_init.0);
                     state.accepted = true;

@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod browser;
 mod cluster;
+mod connection_limits;
 mod errors;
 mod faults;
 mod guessing;
