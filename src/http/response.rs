@@ -14,14 +14,9 @@ use crate::http::negotiate::Format;
 use crate::http::request_log;
 
 /// The whole HTTP response for `response`, sent as `format`.
-pub fn render(mut response: async_graphql::Response, format: Format) -> Response {
-    // async-graphql drops a failed non-null root field's key instead of
-    // nulling `data`; with every root field gone, the data is null.
-    if matches!(&response.data, Value::Object(fields) if fields.is_empty())
-        && !response.errors.is_empty()
-    {
-        response.data = Value::Null;
-    }
+/// Field errors have already nulled what the spec says they null
+/// (`graphql::null_propagation`).
+pub fn render(response: async_graphql::Response, format: Format) -> Response {
     // Data means the operation ran and produced something: GraphQL over
     // HTTP requires a 2xx then, whatever its field errors say.
     let status = if response.data == Value::Null {
@@ -140,5 +135,41 @@ fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{PathSegment, ServerError};
+
+    use super::*;
+
+    fn field_error(err: AppError) -> ServerError {
+        let mut error = err.into_server_error();
+        error.path = vec![PathSegment::Field("me".into())];
+        error
+    }
+
+    #[test]
+    fn data_that_is_not_null_is_a_200_whatever_its_errors() {
+        let mut response = async_graphql::Response::new(async_graphql::value!({"a": null}));
+        response.errors = vec![field_error(AppError::Unauthenticated(
+            AuthFailure::MissingToken,
+        ))];
+        assert_eq!(
+            render(response, Format::GraphQLResponse).status(),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn null_data_takes_the_status_of_its_most_severe_error() {
+        let mut response = async_graphql::Response::new(Value::Null);
+        response.errors = vec![
+            field_error(AppError::BadUserInput(String::new())),
+            field_error(AppError::EmailNotVerified),
+        ];
+        let http = render(response, Format::GraphQLResponse);
+        assert_eq!(http.status(), StatusCode::FORBIDDEN);
     }
 }
