@@ -143,6 +143,7 @@ mod tests {
     use async_graphql::{PathSegment, ServerError};
 
     use super::*;
+    use crate::error::tests::{documented, rows_of, samples};
 
     fn field_error(err: AppError) -> ServerError {
         let mut error = err.into_server_error();
@@ -171,5 +172,47 @@ mod tests {
         ];
         let http = render(response, Format::GraphQLResponse);
         assert_eq!(http.status(), StatusCode::FORBIDDEN);
+    }
+
+    /// The status `render` gives, and whether the body has a `data` entry.
+    async fn rendered(
+        response: async_graphql::Response,
+    ) -> (StatusCode, Option<serde_json::Value>) {
+        let http = render(response, Format::GraphQLResponse);
+        let status = http.status();
+        let body = axum::body::to_bytes(http.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, body.get("data").cloned())
+    }
+
+    /// The README's table, read as `render` applies it: a request error has
+    /// its status and no `data`; a field error has its status once `data`
+    /// is null, and is a 200 beside data that is not.
+    #[tokio::test]
+    async fn the_readme_error_table_holds_for_request_and_field_errors() {
+        let table = documented();
+        for (index, error) in samples().iter().enumerate() {
+            let fresh = || samples().swap_remove(index);
+            for row in rows_of(&table, error) {
+                let documented = StatusCode::from_u16(row.status).unwrap();
+                let code = &row.code;
+                if row.kind != "field" {
+                    let refused =
+                        async_graphql::Response::from_errors(vec![fresh().into_server_error()]);
+                    assert_eq!(rendered(refused).await, (documented, None), "{code}");
+                }
+                if row.kind != "request" {
+                    let mut failed = async_graphql::Response::new(Value::Null);
+                    failed.errors = vec![field_error(fresh())];
+                    let null = Some(serde_json::Value::Null);
+                    assert_eq!(rendered(failed).await, (documented, null), "{code}");
+                    let mut partial = async_graphql::Response::new(async_graphql::value!({"a": 1}));
+                    partial.errors = vec![field_error(fresh())];
+                    assert_eq!(rendered(partial).await.0, StatusCode::OK, "{code}");
+                }
+            }
+        }
     }
 }
