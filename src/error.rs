@@ -471,26 +471,57 @@ impl From<AppError> for async_graphql::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// `(status, code)` for each row of the README's error table.
-    fn documented() -> Vec<(u16, String)> {
+    /// One row of the README's error table.
+    pub(crate) struct Row {
+        pub status: u16,
+        pub code: String,
+        pub reason: String,
+        /// `request`, `field` or `both`.
+        pub kind: String,
+    }
+
+    /// The rows of the README's error table.
+    pub(crate) fn documented() -> Vec<Row> {
         include_str!("../README.md")
             .lines()
             .filter_map(|line| {
                 let mut cells = line.split('|').map(str::trim).skip(1);
                 let status = cells.next()?.parse().ok()?;
                 let code = cells.next()?.strip_prefix('`')?.strip_suffix('`')?;
-                Some((status, code.to_owned()))
+                let reason = cells.next()?.trim_matches('`');
+                let kind = cells.next()?;
+                Some(Row {
+                    status,
+                    code: code.to_owned(),
+                    reason: reason.to_owned(),
+                    kind: kind.to_owned(),
+                })
             })
             .collect()
     }
 
-    #[test]
-    fn every_error_has_the_status_the_readme_documents() {
-        let errors = [
+    /// The rows that document `error`: its code, and its reason if the row names one.
+    pub(crate) fn rows_of<'a>(table: &'a [Row], error: &AppError) -> Vec<&'a Row> {
+        let reason = match error {
+            AppError::Unauthenticated(failure) => failure.reason(),
+            _ => "",
+        };
+        table
+            .iter()
+            .filter(|row| {
+                row.code == error.code() && (row.reason.is_empty() || row.reason == reason)
+            })
+            .collect()
+    }
+
+    /// One error of each kind the table documents.
+    pub(crate) fn samples() -> Vec<AppError> {
+        vec![
             AppError::Unauthenticated(AuthFailure::IdleTimeout),
+            AppError::Unauthenticated(AuthFailure::MissingToken),
             AppError::InvalidCredentials,
             AppError::ReauthenticationRequired {
                 authenticated_at: chrono::DateTime::UNIX_EPOCH,
@@ -522,20 +553,36 @@ mod tests {
             AppError::Overloaded,
             AppError::Timeout,
             AppError::internal(anyhow::anyhow!("bug")),
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_error_has_the_status_the_readme_documents() {
+        let errors = samples();
         let table = documented();
         assert!(table.len() >= 20, "README error table not found");
         for error in &errors {
-            let rows: Vec<_> = table.iter().filter(|(_, c)| c == error.code()).collect();
+            let rows = rows_of(&table, error);
             assert!(!rows.is_empty(), "{} is not documented", error.code());
-            for (status, _) in rows {
-                assert_eq!(*status, error.status().as_u16(), "{}", error.code());
+            for row in rows {
+                assert_eq!(row.status, error.status().as_u16(), "{}", error.code());
+                // A refused document never ran, so no field could fail.
+                if error.refuses_document() {
+                    assert_eq!(row.kind, "request", "{}", error.code());
+                }
             }
         }
-        for (_, code) in &table {
+        for row in &table {
             assert!(
-                errors.iter().any(|e| e.code() == code),
-                "{code} is documented but no error has it"
+                ["request", "field", "both"].contains(&row.kind.as_str()),
+                "{}: kind {:?}",
+                row.code,
+                row.kind
+            );
+            assert!(
+                errors.iter().any(|e| e.code() == row.code),
+                "{} is documented but no error has it",
+                row.code
             );
         }
     }

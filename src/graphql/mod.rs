@@ -4,6 +4,7 @@ pub mod document_cache;
 mod document_cost;
 pub mod limits;
 pub mod mutation;
+pub mod null_propagation;
 pub mod operation_label;
 pub mod persisted;
 pub mod query;

@@ -5,6 +5,7 @@ use async_graphql::Schema;
 use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::Mutation;
+use crate::graphql::null_propagation::{NullPropagation, OutputTypes};
 use crate::graphql::operation_label::OperationLabel;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
@@ -31,9 +32,13 @@ pub fn build(
     warning: ExpiryWarning,
     verified: RequireVerifiedEmail,
 ) -> anyhow::Result<GatehouseSchema> {
-    let types = InputTypes::from_sdl(&sdl()).map_err(anyhow::Error::msg)?;
-    // Outermost first: the checks see the document the others return.
+    let sdl = sdl();
+    let types = InputTypes::from_sdl(&sdl).map_err(anyhow::Error::msg)?;
+    let outputs = OutputTypes::from_sdl(&sdl).map_err(anyhow::Error::msg)?;
+    // Outermost first: the checks see the document the others return, and
+    // null propagation the response they all leave.
     let mut builder = Schema::build(Query, Mutation, Subscription)
+        .extension(NullPropagation::new(outputs))
         .extension(OperationLabel)
         .extension(RequestChecks::new(types))
         .extension(DocumentCache::default())

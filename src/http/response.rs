@@ -14,14 +14,9 @@ use crate::http::negotiate::Format;
 use crate::http::request_log;
 
 /// The whole HTTP response for `response`, sent as `format`.
-pub fn render(mut response: async_graphql::Response, format: Format) -> Response {
-    // async-graphql drops a failed non-null root field's key instead of
-    // nulling `data`; with every root field gone, the data is null.
-    if matches!(&response.data, Value::Object(fields) if fields.is_empty())
-        && !response.errors.is_empty()
-    {
-        response.data = Value::Null;
-    }
+/// Field errors have already nulled what the spec says they null
+/// (`graphql::null_propagation`).
+pub fn render(response: async_graphql::Response, format: Format) -> Response {
     // Data means the operation ran and produced something: GraphQL over
     // HTTP requires a 2xx then, whatever its field errors say.
     let status = if response.data == Value::Null {
@@ -140,5 +135,84 @@ fn add_status_headers(http: &mut Response, errors: &[async_graphql::ServerError]
                 .insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{PathSegment, ServerError};
+
+    use super::*;
+    use crate::error::tests::{documented, rows_of, samples};
+
+    fn field_error(err: AppError) -> ServerError {
+        let mut error = err.into_server_error();
+        error.path = vec![PathSegment::Field("me".into())];
+        error
+    }
+
+    #[test]
+    fn data_that_is_not_null_is_a_200_whatever_its_errors() {
+        let mut response = async_graphql::Response::new(async_graphql::value!({"a": null}));
+        response.errors = vec![field_error(AppError::Unauthenticated(
+            AuthFailure::MissingToken,
+        ))];
+        assert_eq!(
+            render(response, Format::GraphQLResponse).status(),
+            StatusCode::OK
+        );
+    }
+
+    #[test]
+    fn null_data_takes_the_status_of_its_most_severe_error() {
+        let mut response = async_graphql::Response::new(Value::Null);
+        response.errors = vec![
+            field_error(AppError::BadUserInput(String::new())),
+            field_error(AppError::EmailNotVerified),
+        ];
+        let http = render(response, Format::GraphQLResponse);
+        assert_eq!(http.status(), StatusCode::FORBIDDEN);
+    }
+
+    /// The status `render` gives, and whether the body has a `data` entry.
+    async fn rendered(
+        response: async_graphql::Response,
+    ) -> (StatusCode, Option<serde_json::Value>) {
+        let http = render(response, Format::GraphQLResponse);
+        let status = http.status();
+        let body = axum::body::to_bytes(http.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, body.get("data").cloned())
+    }
+
+    /// The README's table, read as `render` applies it: a request error has
+    /// its status and no `data`; a field error has its status once `data`
+    /// is null, and is a 200 beside data that is not.
+    #[tokio::test]
+    async fn the_readme_error_table_holds_for_request_and_field_errors() {
+        let table = documented();
+        for (index, error) in samples().iter().enumerate() {
+            let fresh = || samples().swap_remove(index);
+            for row in rows_of(&table, error) {
+                let documented = StatusCode::from_u16(row.status).unwrap();
+                let code = &row.code;
+                if row.kind != "field" {
+                    let refused =
+                        async_graphql::Response::from_errors(vec![fresh().into_server_error()]);
+                    assert_eq!(rendered(refused).await, (documented, None), "{code}");
+                }
+                if row.kind != "request" {
+                    let mut failed = async_graphql::Response::new(Value::Null);
+                    failed.errors = vec![field_error(fresh())];
+                    let null = Some(serde_json::Value::Null);
+                    assert_eq!(rendered(failed).await, (documented, null), "{code}");
+                    let mut partial = async_graphql::Response::new(async_graphql::value!({"a": 1}));
+                    partial.errors = vec![field_error(fresh())];
+                    assert_eq!(rendered(partial).await.0, StatusCode::OK, "{code}");
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, TestDatabase, spawn_app, spawn_app_on};
 
 async fn post_raw(
     app: &TestApp,
@@ -244,4 +244,66 @@ async fn full_introspection_is_allowed() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let types = reply.data("__schema")["types"].as_array().unwrap();
     assert!(types.iter().any(|t| t["name"] == "Session"));
+}
+
+/// `data`, which must be present, and each error's path.
+fn data_and_paths(body: &Value) -> (&Value, Vec<&Value>) {
+    let data = body
+        .get("data")
+        .unwrap_or_else(|| panic!("no data entry: {body}"));
+    let paths = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors: {body}"))
+        .iter()
+        .map(|e| &e["path"])
+        .collect();
+    (data, paths)
+}
+
+/// A failed non-null field nulls its parent, up to `data` (GraphQL §6.4.4):
+/// `securityEvents` is non-null, and so is `me`.
+#[tokio::test]
+async fn a_failed_non_null_field_nulls_data_through_its_non_null_parents() {
+    let app = spawn_app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    let events = r#"securityEvents(first: 1, after: "garbage") { edges { cursor } }"#;
+    for query in [
+        format!("{{ me {{ {events} }} }}"),
+        format!("{{ me {{ user {{ email }} {events} }} }}"),
+        format!(
+            "{{ mine: me {{ ... on Viewer {{ user {{ email }} }} ...E }} }} fragment E on Viewer {{ {events} }}"
+        ),
+    ] {
+        let reply = app.graphql(&query, json!({}), Some(&token)).await;
+        let (data, paths) = data_and_paths(&reply.body);
+        assert_eq!(*data, Value::Null, "{query}: {}", reply.body);
+        let key = if query.contains("mine") { "mine" } else { "me" };
+        assert_eq!(paths, [&json!([key, "securityEvents"])], "{}", reply.body);
+        assert_eq!(reply.code(), "BAD_USER_INPUT");
+        // Null data: the status is the error's, a 200 for bad input.
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+}
+
+/// The same for a field an unverified account may not read, whose error
+/// has a status of its own once `data` is null.
+#[tokio::test]
+async fn a_field_refused_to_an_unverified_account_nulls_data_with_its_status() {
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        s.mail.require_verified_email = true;
+    })
+    .await;
+    let (_, token, _) = app.signed_in_user().await;
+    let reply = app
+        .graphql(
+            "{ me { user { email } sessions { id } } }",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    let (data, paths) = data_and_paths(&reply.body);
+    assert_eq!(*data, Value::Null, "{}", reply.body);
+    assert_eq!(paths, [&json!(["me", "sessions"])]);
+    assert_eq!(reply.code(), "EMAIL_NOT_VERIFIED");
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }

@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use gatehouse::clock::Clock;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, TestDatabase, spawn_app, spawn_app_with_clock, timestamp};
 
@@ -49,12 +49,15 @@ async fn a_mutation_list_stops_at_its_own_revocation() {
         let other = other.data("login")["token"].as_str().unwrap().to_owned();
         let query = format!("mutation {{ logout {second} }}");
         let reply = app.graphql(&query, json!({}), Some(&token)).await;
-        assert_eq!(reply.body["data"]["logout"], true, "{}", reply.body);
-        // Non-null data is a 200 (GraphQL over HTTP); the error says why.
-        assert_eq!(reply.status, reqwest::StatusCode::OK);
+        // The second field is non-null, so its failure nulls `data`
+        // (GraphQL §6.4.4), and the status is its error's.
+        assert_eq!(reply.body.get("data"), Some(&Value::Null), "{}", reply.body);
+        assert_eq!(reply.status, reqwest::StatusCode::UNAUTHORIZED);
         assert_eq!(reply.code(), "UNAUTHENTICATED");
         assert_eq!(reply.reason(), "REVOKED");
         assert_eq!(reply.body["errors"].as_array().unwrap().len(), 1);
+        // `logout` ran all the same.
+        app.me(&token).await.assert_unauthenticated("REVOKED");
         // Nothing the later field would have done was done.
         app.me(&other).await.data("me");
         app.login(&email, PASSWORD).await.data("login");

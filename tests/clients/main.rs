@@ -1,6 +1,7 @@
 //! Runs the Node client tests in this folder against the real binary:
 //! Apollo Client 4 and urql 6 with their default settings, the SPA example
-//! compiled as it ships, and the `graphql-http` audit of GraphQL over HTTP.
+//! compiled as it ships, the `graphql-http` audit of GraphQL over HTTP, and
+//! field errors' nulls compared with graphql-js.
 //! The packages come from `package-lock.json`, installed on first use.
 
 use std::path::Path;
