@@ -33,6 +33,10 @@ use crate::http::places::{Place, Places, network};
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one log line per this long about failing `accept`s.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(1);
+/// How long graceful shutdown waits for connections to finish; the rest
+/// are dropped, so a client that never reads cannot hold a deploy (systemd
+/// kills at 30 s by default).
+const DRAIN: Duration = Duration::from_secs(20);
 /// Files a node opens besides its connections: the database pool, log and
 /// mail files, the metrics listener, with room to spare.
 const OTHER_FILES: u64 = 256;
@@ -66,7 +70,9 @@ impl Admission {
     /// A place for one more connection from `peer`, or `None` past a cap.
     fn admit(&self, peer: IpAddr) -> Option<Ticket> {
         let total = self.total.clone().try_acquire_owned().ok()?;
-        let address = if self.proxies.iter().any(|net| net.contains(&peer)) {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+        let canonical = peer.to_canonical();
+        let address = if self.proxies.iter().any(|net| net.contains(&canonical)) {
             None
         } else {
             Some(self.addresses.take(network(peer), self.per_address)?)
@@ -129,6 +135,8 @@ pub async fn serve(
         let conn = Conn {
             io: Counted {
                 stream,
+                write_stall: admission.header_read_timeout,
+                stalled: None,
                 _ticket: ticket,
             },
             peer,
@@ -141,7 +149,9 @@ pub async fn serve(
     let _ = stop.send(true);
     drop(stopping);
     // Every connection task holds a receiver until it ends.
-    stop.closed().await;
+    if tokio::time::timeout(DRAIN, stop.closed()).await.is_err() {
+        tracing::warn!("connections still open after the drain deadline; dropping them");
+    }
 }
 
 /// One accepted connection, before hyper takes it.
@@ -209,10 +219,41 @@ impl Service<hyper::Request<Incoming>> for WithPeer {
 }
 
 /// The socket with its [`Ticket`]: the place is held as long as the socket
-/// is open, past a WebSocket upgrade too.
+/// is open, past a WebSocket upgrade too. A write that waits longer than
+/// `write_stall` for the peer to read fails the connection: a client that
+/// stops reading must not hold its place and kernel buffers for ever.
 struct Counted {
     stream: TcpStream,
+    write_stall: Duration,
+    /// Running while a write waits for the peer.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
     _ticket: Ticket,
+}
+
+impl Counted {
+    /// Passes a write's outcome on; past `write_stall` without progress, a
+    /// time-out instead.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.write_stall;
+        let stall = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Counted {
@@ -227,27 +268,33 @@ impl AsyncRead for Counted {
 
 impl AsyncWrite for Counted {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.watch(cx, polled)
     }
 
     fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_flush(cx);
+        this.watch(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -403,3 +403,52 @@ async fn live_connections_are_capped_per_account_and_per_address() {
     }
     assert!(freed, "the account's place never came back");
 }
+
+/// A client that sends requests and never reads the answers is cut off
+/// once a write has waited for it longer than the header deadline, and
+/// its place comes back: it cannot hold sockets and kernel buffers.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_its_place_comes_back() {
+    let database = TestDatabase::create().await;
+    let server = serve_with(
+        &database.url,
+        "info",
+        &[
+            ("GATEHOUSE_MAX_CONNECTIONS_PER_ADDRESS", "2"),
+            ("GATEHOUSE_HEADER_READ_TIMEOUT", "2s"),
+        ],
+    );
+    let source = "127.0.0.5";
+    let body = r#"{"query":"{ __schema { types { name description fields { name description type { name kind ofType { name kind } } } } } }"}"#;
+    let request = format!(
+        "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(2048).unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let mut stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+        // Megabytes of answers, more than any socket buffer holds.
+        stream.write_all(request.repeat(100).as_bytes()).await.unwrap();
+        stalled.push(stream);
+    }
+    // Both places are taken while the answers wait to be read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut third = connect_from(source, &server.addr).await.unwrap();
+    assert!(closed_unread(&mut third, Duration::from_secs(1)).await);
+    // After the write deadline the stalled ones are gone, and the address
+    // is served again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut again = connect_from(source, &server.addr).await.unwrap();
+        if healthz_on(&mut again).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stalled writers still hold their places");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(stalled);
+}
