@@ -432,7 +432,10 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_place_comes_back() {
         socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
         let mut stream = socket.connect(server.addr.parse().unwrap()).await.unwrap();
         // Megabytes of answers, more than any socket buffer holds.
-        stream.write_all(request.repeat(100).as_bytes()).await.unwrap();
+        stream
+            .write_all(request.repeat(100).as_bytes())
+            .await
+            .unwrap();
         stalled.push(stream);
     }
     // Both places are taken while the answers wait to be read.
@@ -447,7 +450,10 @@ async fn a_client_that_stops_reading_is_cut_off_and_its_place_comes_back() {
         if healthz_on(&mut again).await {
             break;
         }
-        assert!(Instant::now() < deadline, "stalled writers still hold their places");
+        assert!(
+            Instant::now() < deadline,
+            "stalled writers still hold their places"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(stalled);
