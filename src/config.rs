@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
-use crate::domain::throttle_policy::ThrottlePolicy;
+use crate::domain::session_policy::{SessionPolicies, SessionPolicy, SessionRules};
+use crate::domain::throttle_policy::{ThrottlePolicies, ThrottlePolicy};
 use crate::mail::templates::{Letters, TOKEN_PLACEHOLDER};
-use crate::services::auth::SessionRules;
 
 /// `gatehouse serve | migrate | schema`.
 #[derive(Debug, Parser)]
@@ -568,20 +567,6 @@ fn parse_address_limit(value: &str) -> Result<u32, String> {
             "{value:?} is neither a count of at least 1 nor `off`"
         )),
     }
-}
-
-/// The throttle policy of each kind of key; `None`: that key is not kept.
-#[derive(Clone, Copy, Debug)]
-pub struct ThrottlePolicies {
-    pub account: ThrottlePolicy,
-    pub address: Option<ThrottlePolicy>,
-    pub registration: Option<ThrottlePolicy>,
-    /// Successful sign-ins of one account.
-    pub signin: ThrottlePolicy,
-    /// E-mails asked for one address (reset and verification links).
-    pub mail_address: ThrottlePolicy,
-    /// E-mails asked for from one client address, across addresses.
-    pub mail_client: Option<ThrottlePolicy>,
 }
 
 impl LoginLimits {

@@ -5,6 +5,8 @@ use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 use sea_orm::{DbErr, RuntimeErr};
 
+use crate::domain::query_limits::QueryLimit;
+
 /// Why a request carries no valid session. Sent as `extensions.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -46,71 +48,6 @@ impl AuthFailure {
             Self::SessionLimit => "The session was signed out to make room for a newer sign-in",
             Self::PasswordReset => "The session was signed out because the password was reset",
             Self::AccountDisabled => "The account is disabled",
-        }
-    }
-}
-
-/// Which limit a document broke (see `graphql::limits`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum QueryLimit {
-    Depth,
-    Nesting,
-    Complexity,
-    Aliases,
-    RootFields,
-    PasswordChecks,
-    Directives,
-    Arguments,
-    Variables,
-    /// A fragment that spreads itself; it would never finish expanding.
-    FragmentCycle(String),
-}
-
-impl QueryLimit {
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Depth | Self::Nesting => "QUERY_TOO_DEEP",
-            Self::Complexity | Self::Directives | Self::Arguments | Self::Variables => {
-                "QUERY_TOO_COMPLEX"
-            }
-            Self::Aliases => "TOO_MANY_ALIASES",
-            Self::RootFields => "TOO_MANY_ROOT_FIELDS",
-            Self::PasswordChecks => "TOO_MANY_PASSWORD_CHECKS",
-            Self::FragmentCycle(_) => "GRAPHQL_VALIDATION_FAILED",
-        }
-    }
-
-    fn message(&self) -> String {
-        use crate::graphql::limits::*;
-        match self {
-            Self::Depth => format!(
-                "The query is nested more than {MAX_DEPTH} fields deep \
-                 ({MAX_INTROSPECTION_DEPTH} inside introspection)"
-            ),
-            Self::Nesting => format!(
-                "The query nests fields, fragments and brackets more than {MAX_NESTING} deep"
-            ),
-            Self::Complexity => format!(
-                "The query selects more than {MAX_SELECTIONS} fields and fragments once \
-                 fragments are expanded, or its definitions together more than \
-                 {MAX_DOCUMENT_SELECTIONS}"
-            ),
-            Self::Aliases => format!("The query uses more than {MAX_ALIASES} aliases"),
-            Self::RootFields => {
-                format!("An operation may select at most {MAX_ROOT_FIELDS} root fields")
-            }
-            Self::PasswordChecks => format!(
-                "An operation may check at most {MAX_PASSWORD_CHECKS} password \
-                 (login, register, changePassword, reauthenticate, deleteAccount, \
-                 resetPassword, changeEmail); \
-                 send one per request"
-            ),
-            Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),
-            Self::Arguments => format!("At most {MAX_ARGUMENTS} arguments per field"),
-            Self::Variables => {
-                format!("An operation may declare at most {MAX_VARIABLES} variables")
-            }
-            Self::FragmentCycle(name) => format!("Fragment \"{name}\" spreads itself"),
         }
     }
 }

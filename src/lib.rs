@@ -14,6 +14,7 @@ pub mod http;
 pub mod mail;
 pub mod measure;
 pub mod repo;
+pub mod request_labels;
 pub mod services;
 pub mod session_cookie;
 pub mod session_notifier;

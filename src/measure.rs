@@ -9,7 +9,7 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::error::AppError;
-use crate::http::request_log;
+use crate::request_labels;
 
 /// Seconds, from a millisecond to ten seconds.
 const BUCKETS: [f64; 14] = [
@@ -110,7 +110,7 @@ pub fn request(operation: &str, outcome: &str, took: Duration) {
 /// first thing to look at when requests grow slow.
 pub fn query(took: Duration, failed: bool) {
     let outcome = if failed { "error" } else { "ok" };
-    let caller = if request_log::in_request() {
+    let caller = if request_labels::in_request() {
         "request"
     } else {
         "background"

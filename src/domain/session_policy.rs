@@ -5,6 +5,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// The rules a session lives by, beyond its timeouts' instants.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionRules {
+    pub policies: SessionPolicies,
+    /// How recently a password must have been proven for a sensitive operation.
+    pub fresh_age: TimeDelta,
+    /// The most live sessions per account, if limited.
+    pub max_sessions: Option<u32>,
+}
+
 /// The idle and absolute timeouts, read from settings on every check, so
 /// tightening them applies at once to existing sessions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

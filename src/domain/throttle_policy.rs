@@ -11,6 +11,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+/// The throttle policy of each kind of key; `None`: that key is not kept.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottlePolicies {
+    pub account: ThrottlePolicy,
+    pub address: Option<ThrottlePolicy>,
+    pub registration: Option<ThrottlePolicy>,
+    /// Successful sign-ins of one account.
+    pub signin: ThrottlePolicy,
+    /// E-mails asked for one address (reset and verification links).
+    pub mail_address: ThrottlePolicy,
+    /// E-mails asked for from one client address, across addresses.
+    pub mail_client: Option<ThrottlePolicy>,
+}
+
 /// The limit for one kind of key (an account, or a client address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThrottlePolicy {

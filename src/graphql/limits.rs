@@ -18,53 +18,9 @@ use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{ServerError, ServerResult, Variables};
 use tokio::sync::Semaphore;
 
-use crate::error::{AppError, QueryLimit};
+use crate::domain::query_limits::*;
+use crate::error::AppError;
 use crate::graphql::document_cost::{self, WalkError, WalkLimits};
-
-/// Deepest nesting of application fields (ours is 4 at most).
-pub const MAX_DEPTH: usize = 12;
-/// Deepest nesting inside `__schema`/`__type`: GraphiQL's introspection
-/// query needs 14; introspection of introspection types is recursive.
-pub const MAX_INTROSPECTION_DEPTH: usize = 16;
-/// Deepest nesting of fields, fragment spreads and inline fragments
-/// together (async-graphql's own default; GraphiQL needs 24).
-pub const MAX_NESTING: usize = 32;
-/// Most selections (fields, spreads and inline fragments, each per use) in
-/// one operation or fragment once fragments are expanded. GraphiQL's
-/// introspection query has about 160.
-pub const MAX_SELECTIONS: usize = 250;
-/// Most expanded selections of all the document's definitions together:
-/// what validation walks at most.
-pub const MAX_DOCUMENT_SELECTIONS: usize = 1000;
-/// Most aliased fields in one operation, once fragments are expanded.
-pub const MAX_ALIASES: usize = 15;
-/// Most root fields in one operation, through fragments too.
-pub const MAX_ROOT_FIELDS: usize = 10;
-/// Most root fields that check a password in one operation: one request,
-/// one guess.
-pub const MAX_PASSWORD_CHECKS: usize = 1;
-/// Most directives on one field, fragment or operation.
-pub const MAX_DIRECTIVES: usize = 8;
-/// Most arguments on one field (ours take one).
-pub const MAX_ARGUMENTS: usize = 8;
-/// Most variables one operation declares.
-pub const MAX_VARIABLES: usize = 32;
-/// Deepest list or object nesting in one argument or default value.
-pub const MAX_VALUE_DEPTH: usize = 16;
-/// Deepest nesting of brackets of any kind in the query text, checked
-/// before the parser, which recurses (kilobytes of stack) once per level.
-pub const MAX_BRACKETS: usize = 64;
-
-/// The mutations that verify or set a password, each one argon2 run.
-pub const PASSWORD_FIELDS: &[&str] = &[
-    "login",
-    "register",
-    "changePassword",
-    "reauthenticate",
-    "deleteAccount",
-    "resetPassword",
-    "changeEmail",
-];
 
 /// The extension factory to register on the schema.
 ///

@@ -10,7 +10,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection};
 use async_graphql::{Response, ServerResult, Variables};
 
-use crate::http::request_log;
+use crate::request_labels;
 
 /// The extension factory to register on the schema, outermost.
 #[derive(Default)]
@@ -93,7 +93,7 @@ impl Extension for Labeller {
             chosen.map(|(_, label)| label.clone())
         });
         if let Some(label) = label {
-            request_log::set_operation(&label);
+            request_labels::set_operation(&label);
         }
         next.run(ctx, operation_name).await
     }

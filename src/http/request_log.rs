@@ -4,7 +4,6 @@
 //! GraphQL operation and outcome, and duration. Nothing else of the request
 //! is logged: a query string or body can hold a password.
 
-use std::cell::RefCell;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -15,36 +14,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::measure;
+use crate::request_labels;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Characters of a path that are logged.
 const MAX_LOGGED_PATH: usize = 256;
-
-/// What the request's line reports beyond HTTP, set while it is served.
-#[derive(Default)]
-struct Labels {
-    operation: Option<String>,
-    outcome: Option<String>,
-}
-
-tokio::task_local! {
-    static LABELS: RefCell<Labels>;
-}
-
-/// Names the GraphQL operation of the request being served.
-pub fn set_operation(label: &str) {
-    let _ = LABELS.try_with(|labels| labels.borrow_mut().operation = Some(label.to_owned()));
-}
-
-/// The request's outcome: `OK`, or its first error's code.
-pub fn set_outcome(code: &str) {
-    let _ = LABELS.try_with(|labels| labels.borrow_mut().outcome = Some(code.to_owned()));
-}
-
-/// Whether the running task is serving a request.
-pub fn in_request() -> bool {
-    LABELS.try_with(|_| ()).is_ok()
-}
 
 /// The middleware: outermost, so that every line carries the id.
 pub async fn log_request(request: Request, next: Next) -> Response {
@@ -57,12 +31,8 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id);
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let started = Instant::now();
-    let (mut response, labels) = LABELS
-        .scope(RefCell::default(), async {
-            let response = next.run(request).instrument(span.clone()).await;
-            (response, LABELS.with(|labels| labels.take()))
-        })
-        .await;
+    let (mut response, labels) =
+        request_labels::scope(next.run(request).instrument(span.clone())).await;
     let took = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -11,7 +11,7 @@ use async_graphql::Value;
 
 use crate::error::{AppError, AuthFailure, ErrorStatus};
 use crate::http::negotiate::Format;
-use crate::http::request_log;
+use crate::request_labels;
 
 /// The whole HTTP response for `response`, sent as `format`.
 /// Field errors have already nulled what the spec says they null
@@ -30,7 +30,7 @@ pub fn render(response: async_graphql::Response, format: Format) -> Response {
             _ => "ERROR",
         }
     });
-    request_log::set_outcome(outcome);
+    request_labels::set_outcome(outcome);
     let body = if never_ran(&response) {
         serde_json::to_vec(&Refused {
             errors: &response.errors,

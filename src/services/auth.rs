@@ -16,7 +16,7 @@ use crate::domain::email::Email;
 use crate::domain::password::Password;
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::{
-    Expiry, SessionPolicies, SessionPolicy, SessionTimes, Verdict,
+    Expiry, SessionPolicies, SessionPolicy, SessionRules, SessionTimes, Verdict,
 };
 use crate::domain::token::{DeviceToken, Purpose, SessionToken};
 use crate::error::{AppError, AuthFailure};
@@ -29,16 +29,6 @@ use crate::services::passwords::Passwords;
 use crate::services::throttle::{Known, LoginThrottle};
 use crate::services::{expiry, known_devices};
 use crate::session_notifier::{Notice, SessionNotifier};
-
-/// The rules a session lives by, beyond its timeouts' instants.
-#[derive(Clone, Copy, Debug)]
-pub struct SessionRules {
-    pub policies: SessionPolicies,
-    /// How recently a password must have been proven for a sensitive operation.
-    pub fresh_age: TimeDelta,
-    /// The most live sessions per account, if limited.
-    pub max_sessions: Option<u32>,
-}
 
 /// The authentication use cases, shared by the guard and the resolvers.
 #[derive(Clone)]

@@ -16,9 +16,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::config::ThrottlePolicies;
 use crate::domain::email::Email;
-use crate::domain::throttle_policy::{Admission, ThrottlePolicy, ThrottleState, retry_after};
+use crate::domain::throttle_policy::{
+    Admission, ThrottlePolicies, ThrottlePolicy, ThrottleState, retry_after,
+};
 use crate::domain::token::TokenHash;
 use crate::error::AppError;
 use crate::measure;
