@@ -71,6 +71,10 @@ pub async fn user(args: AdminArgs<UserCommand>) -> anyhow::Result<ExitCode> {
             .revoke_sessions(&email, now)
             .await
             .map(|n| json!({ "email": email, "revokedSessions": n })),
+        UserCommand::ResetSecondFactor { email } => admin
+            .reset_second_factor(&email, now)
+            .await
+            .map(|n| json!({ "email": email, "secondFactor": false, "revokedSessions": n })),
         UserCommand::Delete { email } => admin
             .delete(&email, now)
             .await

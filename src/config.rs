@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::domain::second_factor::Requirement;
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy, SessionRules};
 use crate::domain::throttle_policy::{ThrottlePolicies, ThrottlePolicy};
 use crate::mail::templates::{Letters, TOKEN_PLACEHOLDER};
@@ -98,6 +99,10 @@ pub enum UserCommand {
     Enable { email: String },
     /// End every session of an account.
     RevokeSessions { email: String },
+    /// Turn off the second factor of an account whose owner lost it: its
+    /// recovery codes and remembered browsers end, every session is signed
+    /// out, and the address is told. Verify who is asking first.
+    ResetSecondFactor { email: String },
     /// Delete an account and everything of it.
     Delete { email: String },
 }
@@ -182,6 +187,67 @@ pub struct Settings {
 
     #[command(flatten)]
     pub mail: MailSettings,
+
+    #[command(flatten)]
+    pub second_factor: SecondFactorSettings,
+}
+
+/// The second factor: what is required, TOTP's name in apps, remembered
+/// browsers, and the key that seals TOTP secrets.
+#[derive(Clone, Debug, Args)]
+pub struct SecondFactorSettings {
+    /// `off` (never asked), `enrolled` (an account that has a factor must
+    /// use it) or `all` (every account must enrol; until then a session
+    /// may only read `me`, enrol and sign out).
+    #[arg(long, env = "GATEHOUSE_REQUIRE_SECOND_FACTOR", default_value = "enrolled",
+          value_parser = Requirement::parse)]
+    pub require_second_factor: Requirement,
+
+    /// The issuer authenticator apps show beside the account's address.
+    #[arg(long, env = "GATEHOUSE_TOTP_ISSUER", default_value = "Gatehouse")]
+    pub totp_issuer: String,
+
+    /// How long a browser may skip the second factor after one on it, when
+    /// asked to (`rememberDevice`); `0` turns it off.
+    #[arg(long, env = "GATEHOUSE_REMEMBER_DEVICE", default_value = "30days",
+          value_parser = parse_duration_or_zero)]
+    pub remember_device: Duration,
+
+    /// The keys that seal TOTP secrets: `ID:BASE64` (32 random bytes, e.g.
+    /// `k1:$(openssl rand -base64 32)`), comma-separated; the first seals,
+    /// every one opens. Required with PostgreSQL.
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretKeyText>,
+
+    /// A file holding those keys, one per line (instead of GATEHOUSE_SECRET_KEY).
+    #[arg(long, env = "GATEHOUSE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<std::path::PathBuf>,
+}
+
+/// Key material from the environment. Its `Debug` hides it.
+#[derive(Clone)]
+pub struct SecretKeyText(pub String);
+
+impl FromStr for SecretKeyText {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl fmt::Debug for SecretKeyText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKeyText(<redacted>)")
+    }
+}
+
+/// A duration, or `0` for none.
+fn parse_duration_or_zero(value: &str) -> Result<Duration, String> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(value)
 }
 
 /// Account recovery and e-mail.
@@ -552,6 +618,18 @@ pub struct LoginLimits {
     #[arg(long, env = "GATEHOUSE_MAIL_MAX_PER_IP", default_value = "20",
           value_parser = parse_address_limit)]
     pub mail_max_per_ip: u32,
+
+    /// Wrong second-factor codes (TOTP or recovery) per account before it
+    /// locks, under the same window and growing lock as passwords.
+    #[arg(long, env = "GATEHOUSE_CODE_MAX_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub code_max_failures: u32,
+
+    /// Wrong second-factor codes per client address (an IPv6 /64), across
+    /// accounts; `off` for no limit.
+    #[arg(long, env = "GATEHOUSE_CODE_MAX_FAILURES_PER_IP", default_value = "20",
+          value_parser = parse_address_limit)]
+    pub code_max_failures_per_ip: u32,
 }
 
 /// A per-client-address limit: a count of at least 1, or `off` (kept as 0).
@@ -595,6 +673,8 @@ impl LoginLimits {
             signin: ThrottlePolicy::rate(self.signin_max_per_account, hour),
             mail_address: ThrottlePolicy::rate(self.mail_max_per_address, hour),
             mail_client: per_address(self.mail_max_per_ip, &|max| ThrottlePolicy::rate(max, hour)),
+            code_account: policy(self.code_max_failures),
+            code_address: per_address(self.code_max_failures_per_ip, &policy),
         }
     }
 }
@@ -836,6 +916,10 @@ mod tests {
         assert_eq!(budget(&address, t0, day), 49);
         assert_eq!(per_day(address, 7), 24);
         assert_eq!(budget(&policies.registration.unwrap(), t0, day), 33);
+        // Second-factor codes: the same shape, so the README's chances
+        // (3 codes in 10^6 per guess) follow from these counts.
+        assert_eq!(budget(&policies.code_account, t0, day), 34);
+        assert_eq!(per_day(policies.code_account, 7), 24);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use entity::{session, user};
 use uuid::Uuid;
 
 use crate::domain::client::ClientInfo;
+use crate::domain::second_factor::{Level, Methods, Restriction};
 use crate::domain::session_policy::Expiry;
 
 /// The longest `User-Agent` kept on a session.
@@ -40,6 +41,8 @@ pub struct CurrentSession {
     pub account: Account,
     pub session: SessionRecord,
     pub expiry: Expiry,
+    /// What the second-factor rule leaves this session unable to do yet.
+    pub restriction: Option<Restriction>,
 }
 
 /// An account without its password hash.
@@ -49,6 +52,8 @@ pub struct Account {
     pub email: String,
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
+    /// Whether a second factor is on.
+    pub second_factor: bool,
 }
 
 impl From<&user::Model> for Account {
@@ -58,6 +63,7 @@ impl From<&user::Model> for Account {
             email: user.email.clone(),
             email_verified: user.email_verified_at.is_some(),
             created_at: user.created_at,
+            second_factor: user.second_factor_at.is_some(),
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct SessionRecord {
     pub remember_me: bool,
     /// Its end is recorded: it stays ended whatever the settings say later.
     pub end_recorded: bool,
+    /// What proved its identity when it opened or last stepped up.
+    pub methods: Methods,
+    pub level: Level,
 }
 
 impl From<&session::Model> for SessionRecord {
@@ -94,6 +103,8 @@ impl From<&session::Model> for SessionRecord {
             authenticated_at: session.authenticated_at.unwrap_or(session.created_at),
             remember_me: session.remember_me,
             end_recorded: session.end_recorded,
+            methods: Methods::parse(&session.methods),
+            level: Level::from_stored(session.aal),
         }
     }
 }

@@ -52,6 +52,24 @@ impl AuthFailure {
     }
 }
 
+/// What a client needs to finish a sign-in with the second factor. The
+/// token is the client's to send back, like a session token.
+pub struct SecondFactorChallenge {
+    pub token: String,
+    /// The methods it may be answered with (`TOTP`, `RECOVERY_CODE`).
+    pub methods: Vec<&'static str>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Debug for SecondFactorChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorChallenge")
+            .field("methods", &self.methods)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One error type for the whole service.
 ///
 /// Deliberately not `Display`: async-graphql converts any `Display` type into
@@ -80,6 +98,25 @@ pub enum AppError {
     /// The right password, for an account an operator disabled.
     AccountDisabled,
     NotFound,
+    /// The password was right; the account's second factor must follow,
+    /// with `completeSignIn` and this challenge.
+    SecondFactorRequired(Box<SecondFactorChallenge>),
+    /// A second-factor code that is wrong, used, or not the account's.
+    InvalidSecondFactor,
+    /// A sign-in challenge that is unknown, used, expired, or spent on
+    /// wrong codes: sign in again.
+    InvalidChallenge,
+    /// The session has not proven the account's second factor: step up
+    /// with `reauthenticate` and a code.
+    Aal2Required,
+    /// `GATEHOUSE_REQUIRE_SECOND_FACTOR=all` and the account has none yet.
+    EnrolmentRequired,
+    /// Enrolment asked for while a factor is already on.
+    SecondFactorAlreadyEnabled,
+    /// The account has no second factor for this.
+    SecondFactorNotEnabled,
+    /// No enrolment is waiting for its first code, or it expired.
+    EnrolmentExpired,
     /// Too many password attempts for this account or address, or sign-ups
     /// from this address.
     RateLimited {
@@ -126,6 +163,14 @@ impl AppError {
             Self::RegistrationClosed => "REGISTRATION_CLOSED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::NotFound => "NOT_FOUND",
+            Self::SecondFactorRequired(_) => "SECOND_FACTOR_REQUIRED",
+            Self::InvalidSecondFactor => "INVALID_SECOND_FACTOR",
+            Self::InvalidChallenge => "INVALID_CHALLENGE",
+            Self::Aal2Required => "AAL2_REQUIRED",
+            Self::EnrolmentRequired => "SECOND_FACTOR_ENROLMENT_REQUIRED",
+            Self::SecondFactorAlreadyEnabled => "SECOND_FACTOR_ALREADY_ENABLED",
+            Self::SecondFactorNotEnabled => "SECOND_FACTOR_NOT_ENABLED",
+            Self::EnrolmentExpired => "ENROLMENT_EXPIRED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
@@ -175,6 +220,33 @@ impl AppError {
                     .into()
             }
             Self::NotFound => "Not found".into(),
+            Self::SecondFactorRequired(_) => {
+                "Enter a code from your authenticator app, or a recovery code: call \
+                 completeSignIn with extensions.challenge"
+                    .into()
+            }
+            Self::InvalidSecondFactor => "That code is not right, or was already used".into(),
+            Self::InvalidChallenge => {
+                "This sign-in has expired or was used; sign in with your password again".into()
+            }
+            Self::Aal2Required => {
+                "Confirm your second factor first: call reauthenticate with your password \
+                 and a code"
+                    .into()
+            }
+            Self::EnrolmentRequired => {
+                "Set up a second factor first: call beginTotpEnrolment, then \
+                 confirmTotpEnrolment"
+                    .into()
+            }
+            Self::SecondFactorAlreadyEnabled => {
+                "A second factor is already on; remove it first to enrol a new one".into()
+            }
+            Self::SecondFactorNotEnabled => "This account has no second factor".into(),
+            Self::EnrolmentExpired => {
+                "No enrolment is waiting for a code, or it expired; call beginTotpEnrolment again"
+                    .into()
+            }
             Self::RateLimited { retry_after } => {
                 format!("Too many attempts; try again in {retry_after} seconds")
             }
@@ -238,6 +310,8 @@ impl AppError {
             Self::PreflightRequired
             | Self::ReauthenticationRequired { .. }
             | Self::EmailNotVerified
+            | Self::Aal2Required
+            | Self::EnrolmentRequired
             | Self::RegistrationClosed
             | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::Unavailable(_) | Self::Overloaded | Self::Timeout => {
@@ -250,6 +324,12 @@ impl AppError {
             | Self::EmailTaken
             | Self::InvalidResetToken
             | Self::InvalidVerificationToken
+            | Self::SecondFactorRequired(_)
+            | Self::InvalidSecondFactor
+            | Self::InvalidChallenge
+            | Self::SecondFactorAlreadyEnabled
+            | Self::SecondFactorNotEnabled
+            | Self::EnrolmentExpired
             | Self::NotFound => StatusCode::OK,
         }
     }
@@ -401,6 +481,16 @@ impl From<AppError> for async_graphql::Error {
                     ext.set("freshAge", *fresh_age);
                     ext.set("retryAfterMutation", "reauthenticate");
                 }
+                AppError::SecondFactorRequired(challenge) => {
+                    ext.set("challenge", challenge.token.clone());
+                    let methods: Vec<async_graphql::Value> = challenge
+                        .methods
+                        .iter()
+                        .map(|m| async_graphql::Value::Enum(async_graphql::Name::new(*m)))
+                        .collect();
+                    ext.set("methods", async_graphql::Value::List(methods));
+                    ext.set("expiresAt", challenge.expires_at.to_rfc3339());
+                }
                 _ => {}
             }
         })
@@ -472,6 +562,18 @@ pub(crate) mod tests {
             AppError::RegistrationClosed,
             AppError::AccountDisabled,
             AppError::NotFound,
+            AppError::SecondFactorRequired(Box::new(SecondFactorChallenge {
+                token: String::new(),
+                methods: vec!["TOTP"],
+                expires_at: chrono::DateTime::UNIX_EPOCH,
+            })),
+            AppError::InvalidSecondFactor,
+            AppError::InvalidChallenge,
+            AppError::Aal2Required,
+            AppError::EnrolmentRequired,
+            AppError::SecondFactorAlreadyEnabled,
+            AppError::SecondFactorNotEnabled,
+            AppError::EnrolmentExpired,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),
             AppError::QueryRejected(QueryLimit::Complexity),

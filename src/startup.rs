@@ -17,6 +17,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::clock::Clock;
+use chrono::TimeDelta;
+
 use crate::config::{Registration, Settings, SmtpUrl, WebSettings};
 use crate::database;
 use crate::graphql::persisted::PersistedDocuments;
@@ -34,13 +36,14 @@ use crate::http::{
 use crate::mail::transport::Mailer;
 use crate::measure;
 use crate::repo::session_reader::SessionReader;
-use crate::services::auth::AuthService;
+use crate::services::auth::{AuthService, SecondFactor};
 use crate::services::courier::Courier;
 use crate::services::gauges;
 use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
 use crate::services::recovery::Recovery;
+use crate::services::secret_box::{SecretBox, default_key_file};
 use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
 use crate::session_notifier::SessionNotifier;
@@ -100,7 +103,9 @@ impl Application {
                 verify: mail.verify_ttl,
             },
         );
+        let second_factor = second_factor(&settings)?;
         let auth = AuthService {
+            second_factor,
             db: db.clone(),
             reader,
             rules: settings.session_rules().map_err(anyhow::Error::msg)?,
@@ -348,4 +353,56 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The second-factor settings, with the sealing keys: from the settings, or
+/// for the embedded default a key file made beside the SQLite database. A
+/// PostgreSQL deployment must set them: its nodes share what one seals.
+fn second_factor(settings: &Settings) -> anyhow::Result<SecondFactor> {
+    let config = &settings.second_factor;
+    let secrets = match (&config.secret_key, &config.secret_key_file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("set GATEHOUSE_SECRET_KEY or GATEHOUSE_SECRET_KEY_FILE, not both")
+        }
+        (Some(text), None) => {
+            SecretBox::parse(&text.0).map_err(|e| anyhow::anyhow!("GATEHOUSE_SECRET_KEY: {e}"))?
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("GATEHOUSE_SECRET_KEY_FILE {}: {e}", path.display())
+            })?;
+            SecretBox::parse(&text)
+                .map_err(|e| anyhow::anyhow!("GATEHOUSE_SECRET_KEY_FILE {}: {e}", path.display()))?
+        }
+        (None, None) => {
+            let url = settings.database.database_url.expose();
+            let Some(path) = default_key_file(url) else {
+                anyhow::bail!(
+                    "GATEHOUSE_SECRET_KEY (or GATEHOUSE_SECRET_KEY_FILE) must be set: it seals \
+                     TOTP secrets, and every node must share it. Make one with \
+                     `echo k1:$(openssl rand -base64 32)`"
+                );
+            };
+            let (secrets, created) =
+                SecretBox::load_or_create(&path).map_err(anyhow::Error::msg)?;
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "generated the key that seals TOTP secrets; back it up with the database, \
+                     or set GATEHOUSE_SECRET_KEY in production"
+                );
+            } else {
+                tracing::info!(path = %path.display(), "sealing TOTP secrets with the key file");
+            }
+            secrets
+        }
+    };
+    let remember = config.remember_device;
+    Ok(SecondFactor {
+        requirement: config.require_second_factor,
+        totp_issuer: config.totp_issuer.clone(),
+        remember_device: (!remember.is_zero())
+            .then(|| TimeDelta::from_std(remember).unwrap_or(TimeDelta::MAX)),
+        secrets,
+    })
 }

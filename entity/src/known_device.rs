@@ -14,6 +14,11 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The last sign-in that presented it.
     pub last_used_at: DateTimeUtc,
+    /// Until when it may sign in without the second factor, if it was
+    /// asked to be remembered after one.
+    pub second_factor_until: Option<DateTimeUtc>,
+    /// The browser's `User-Agent` when it was remembered.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,8 @@ pub struct Model {
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
     pub occurred_at: DateTimeUtc,
+    /// For a sign-in or step-up: what proved the identity (`PASSWORD,TOTP`).
+    pub methods: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

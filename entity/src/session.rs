@@ -27,6 +27,10 @@ pub struct Model {
     pub revoked_reason: Option<String>,
     /// Whether the event of its end has been written.
     pub end_recorded: bool,
+    /// What proved the identity, comma-separated (`PASSWORD,TOTP`).
+    pub methods: String,
+    /// The authenticator assurance level those give: 1 or 2.
+    pub aal: i16,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,8 @@ pub struct Model {
     pub email_verified_at: Option<DateTimeUtc>,
     /// When an operator disabled the account; it cannot sign in or use a session.
     pub disabled_at: Option<DateTimeUtc>,
+    /// When its second factor was confirmed; `None`: it has none.
+    pub second_factor_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

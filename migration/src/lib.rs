@@ -12,6 +12,7 @@ mod m20261128_000006_session_features;
 mod m20261128_000007_account_recovery;
 mod m20261128_000008_disabled_accounts;
 mod m20261203_000009_known_devices;
+mod m20261204_000010_second_factor;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_account_recovery::Migration),
             Box::new(m20261128_000008_disabled_accounts::Migration),
             Box::new(m20261203_000009_known_devices::Migration),
+            Box::new(m20261204_000010_second_factor::Migration),
         ]
     }
 }

@@ -36,7 +36,8 @@ pub const MAX_VALUE_DEPTH: usize = 16;
 /// before the parser, which recurses (kilobytes of stack) once per level.
 pub const MAX_BRACKETS: usize = 64;
 
-/// The mutations that verify or set a password, each one argon2 run.
+/// The mutations that check a password or a second-factor code: one per
+/// request, so no request can try more than one guess.
 pub const PASSWORD_FIELDS: &[&str] = &[
     "login",
     "register",
@@ -45,6 +46,8 @@ pub const PASSWORD_FIELDS: &[&str] = &[
     "deleteAccount",
     "resetPassword",
     "changeEmail",
+    "completeSignIn",
+    "confirmTotpEnrolment",
 ];
 
 /// Which limit a document broke (checked by `graphql::limits`).
@@ -97,8 +100,8 @@ impl QueryLimit {
             }
             Self::PasswordChecks => format!(
                 "An operation may check at most {MAX_PASSWORD_CHECKS} password \
-                 (login, register, changePassword, reauthenticate, deleteAccount, \
-                 resetPassword, changeEmail); \
+                 or code (login, register, changePassword, reauthenticate, deleteAccount, \
+                 resetPassword, changeEmail, completeSignIn, confirmTotpEnrolment); \
                  send one per request"
             ),
             Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),

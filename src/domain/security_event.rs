@@ -28,10 +28,16 @@ pub enum EventKind {
     /// An operator enabled it again.
     AccountEnabled,
     AccountDeleted,
+    /// A TOTP factor was confirmed, with its recovery codes.
+    SecondFactorEnabled,
+    /// The second factor was removed (`detail`: `USER` or `SUPPORT`).
+    SecondFactorRemoved,
+    /// New recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 15] = [
         Self::SignedIn,
         Self::Reauthenticated,
         Self::SignedOut,
@@ -44,6 +50,9 @@ impl EventKind {
         Self::AccountDisabled,
         Self::AccountEnabled,
         Self::AccountDeleted,
+        Self::SecondFactorEnabled,
+        Self::SecondFactorRemoved,
+        Self::RecoveryCodesRegenerated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +69,9 @@ impl EventKind {
             Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::AccountEnabled => "ACCOUNT_ENABLED",
             Self::AccountDeleted => "ACCOUNT_DELETED",
+            Self::SecondFactorEnabled => "SECOND_FACTOR_ENABLED",
+            Self::SecondFactorRemoved => "SECOND_FACTOR_REMOVED",
+            Self::RecoveryCodesRegenerated => "RECOVERY_CODES_REGENERATED",
         }
     }
 

@@ -23,6 +23,10 @@ pub struct ThrottlePolicies {
     pub mail_address: ThrottlePolicy,
     /// E-mails asked for from one client address, across addresses.
     pub mail_client: Option<ThrottlePolicy>,
+    /// Wrong second-factor codes for one account.
+    pub code_account: ThrottlePolicy,
+    /// Wrong second-factor codes from one client address.
+    pub code_address: Option<ThrottlePolicy>,
 }
 
 /// The limit for one kind of key (an account, or a client address).

@@ -120,41 +120,66 @@ impl fmt::Debug for EmailToken {
     }
 }
 
-/// A raw known-device token: proof that a client signed in to an account
-/// before. It never prints.
-pub struct DeviceToken(String);
+/// A token of its own kind, told apart by its prefix: proof of something
+/// short of a session. It never prints.
+macro_rules! prefixed_token {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        pub struct $name(String);
 
-impl DeviceToken {
-    const PREFIX: &str = "ghd_";
+        impl $name {
+            const PREFIX: &str = $prefix;
 
-    /// A new token from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, getrandom::Error> {
-        generate(Self::PREFIX).map(Self)
-    }
+            /// A new token from the operating system's CSPRNG.
+            pub fn generate() -> Result<Self, getrandom::Error> {
+                generate(Self::PREFIX).map(Self)
+            }
 
-    /// Accepts only the exact shape we issue.
-    pub fn parse(raw: &str) -> Option<Self> {
-        well_formed(Self::PREFIX, raw).then(|| Self(raw.to_owned()))
-    }
+            /// Accepts only the exact shape we issue.
+            pub fn parse(raw: &str) -> Option<Self> {
+                well_formed(Self::PREFIX, raw).then(|| Self(raw.to_owned()))
+            }
 
-    /// The raw token, to hand to its client.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            /// The raw token, to hand to its client.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
 
-    /// The digest to store and look up by.
-    pub fn hash(&self) -> TokenHash {
-        digest(&self.0)
-    }
+            /// The digest to store and look up by.
+            pub fn hash(&self) -> TokenHash {
+                digest(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for DeviceToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DeviceToken(<redacted>)")
-    }
-}
+prefixed_token!(
+    /// A raw known-device token: proof that a client signed in to an
+    /// account before.
+    DeviceToken,
+    "ghd_"
+);
+
+prefixed_token!(
+    /// A raw sign-in challenge: a password proven, waiting for the second
+    /// factor. Short-lived and single-use.
+    ChallengeToken,
+    "ghc_"
+);
 
 impl TokenHash {
+    /// The SHA-256 of a secret with enough entropy of its own (a recovery
+    /// code), as tokens are hashed.
+    pub fn of(secret: &str) -> Self {
+        digest(secret)
+    }
+
     /// The hex digest, as stored in `sessions.token_hash` and
     /// `email_tokens.token_hash`.
     pub fn as_str(&self) -> &str {
@@ -239,6 +264,11 @@ mod tests {
         let session = SessionToken::generate().unwrap();
         assert!(DeviceToken::parse(session.expose()).is_none());
         assert!(!format!("{device:?}").contains(&device.expose()[4..]));
+        let challenge = ChallengeToken::generate().unwrap();
+        assert!(challenge.expose().starts_with("ghc_"));
+        assert!(DeviceToken::parse(challenge.expose()).is_none());
+        assert!(ChallengeToken::parse(device.expose()).is_none());
+        assert_eq!(format!("{challenge:?}"), "ChallengeToken(<redacted>)");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod persisted;
 pub mod query;
 pub mod request_checks;
 pub mod schema;
+pub mod second_factor;
 pub mod subscription;
 pub mod types;
 pub mod variables;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 
 use crate::context::{CurrentSession, RequestContext};
+use crate::domain::second_factor::Restriction;
 use crate::error::{AppError, AuthFailure};
 use crate::services::auth::AuthService;
 use crate::services::recovery::Recovery;
@@ -41,15 +43,29 @@ fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, AppError> {
     )))
 }
 
-/// The request and its session, or `UNAUTHENTICATED`/`MISSING_TOKEN`. (The
-/// guard has already refused any token that was sent but not valid.)
-fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a CurrentSession), AppError> {
+/// The request and its session at whatever assurance level, or
+/// `UNAUTHENTICATED`/`MISSING_TOKEN`: only for `me`, signing out, and what
+/// lifts a second-factor restriction (step-up, enrolment). (The guard has
+/// already refused any token that was sent but not valid.)
+fn any_level<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a CurrentSession), AppError> {
     let request = request(ctx)?;
     let session = request
         .session
         .as_ref()
         .ok_or(AppError::Unauthenticated(AuthFailure::MissingToken))?;
     Ok((request, session))
+}
+
+/// As [`any_level`], refusing a session the second-factor rule restricts
+/// (decided by the guard for this request): `AAL2_REQUIRED` or
+/// `SECOND_FACTOR_ENROLMENT_REQUIRED`.
+fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a RequestContext, &'a CurrentSession), AppError> {
+    let (request, session) = any_level(ctx)?;
+    match session.restriction {
+        None => Ok((request, session)),
+        Some(Restriction::ProveFactor) => Err(AppError::Aal2Required),
+        Some(Restriction::Enrol) => Err(AppError::EnrolmentRequired),
+    }
 }
 
 /// As [`signed_in`], for what an account whose address is not verified may

@@ -3,28 +3,28 @@
 
 use async_graphql::{Context, Object, Result};
 use axum::http::header;
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::graphql::second_factor::second_proof;
 use crate::graphql::types::{
     AuthPayload, ChangeEmailInput, ChangePasswordInput, ChangePasswordPayload, DeleteAccountInput,
     LoginInput, ReauthenticateInput, ReauthenticatePayload, RefreshSessionPayload, RegisterInput,
     RequestPasswordResetInput, ResetPasswordInput, ResetPasswordPayload, RevokeSessionInput,
-    RevokeSessionPayload, Session, VerifyEmailInput, VerifyEmailPayload,
+    RevokeSessionPayload, Session, VerifyEmailInput, VerifyEmailPayload, signed_in_payload,
 };
-use crate::graphql::{auth_service, recovery, request, signed_in, verified};
+use crate::graphql::{any_level, auth_service, recovery, request, signed_in, verified};
 use crate::measure;
-use crate::services::auth::{LoginAttempt, SignedIn};
-use crate::services::known_devices;
+use crate::services::auth::LoginAttempt;
 use crate::session_cookie::SessionCookie;
 
-/// The root of every write.
-pub struct Mutation;
+/// Signing up and in, keeping a session alive, signing out, the account.
+#[derive(Default)]
+pub struct AccountMutation;
 
 /// Every write: signing up and in, keeping a session alive, signing out.
 #[Object]
-impl Mutation {
+impl AccountMutation {
     /// Creates an account and signs it in at once.
     async fn register(
         &self,
@@ -91,10 +91,11 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The account's password.")] input: ReauthenticateInput,
     ) -> Result<ReauthenticatePayload> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = any_level(ctx)?;
         let client = request.client.info();
+        let second = second_proof(input.totp_code, input.recovery_code)?;
         let proven = auth_service(ctx)?
-            .reauthenticate(current, input.password, &client, request.now)
+            .reauthenticate(current, input.password, second, &client, request.now)
             .await?;
         Ok(ReauthenticatePayload {
             session: Session::of_current(&proven),
@@ -143,7 +144,7 @@ impl Mutation {
     /// wins over the cookie), and clears the session cookie if it names
     /// that session. Needs a session token.
     async fn logout(&self, ctx: &Context<'_>) -> Result<bool> {
-        let (request, current) = signed_in(ctx)?;
+        let (request, current) = any_level(ctx)?;
         let client = request.client.info();
         auth_service(ctx)?
             .logout(current, &client, request.now)
@@ -276,25 +277,4 @@ impl Mutation {
             .await?;
         Ok(true)
     }
-}
-
-/// The payload of a new session; with cookies on, also sets the cookie for
-/// as long as the session can live.
-/// How long a browser keeps its known-device cookie: as long as the device
-/// is remembered unused.
-const DEVICE_MAX_AGE: i64 = known_devices::LIFETIME.num_seconds();
-
-fn signed_in_payload(ctx: &Context<'_>, signed_in: SignedIn, now: DateTime<Utc>) -> AuthPayload {
-    let payload = AuthPayload::new(signed_in);
-    if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
-        let max_age = (payload.session.absolute_expires_at - now).num_seconds();
-        if let Some(value) = cookie.set(&payload.token, max_age) {
-            ctx.append_http_header(header::SET_COOKIE, value);
-        }
-        let device = payload.known_device.as_deref();
-        if let Some(value) = device.and_then(|d| cookie.set_device(d, DEVICE_MAX_AGE)) {
-            ctx.append_http_header(header::SET_COOKIE, value);
-        }
-    }
-    payload
 }

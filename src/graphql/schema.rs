@@ -1,14 +1,15 @@
 //! Builds the schema once at start, and prints its SDL for `schema.graphql`.
 
-use async_graphql::Schema;
+use async_graphql::{MergedObject, Schema};
 
 use crate::graphql::document_cache::DocumentCache;
 use crate::graphql::limits::QueryLimits;
-use crate::graphql::mutation::Mutation;
+use crate::graphql::mutation::AccountMutation;
 use crate::graphql::null_propagation::{NullPropagation, OutputTypes};
 use crate::graphql::operation_label::OperationLabel;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
+use crate::graphql::second_factor::SecondFactorMutation;
 use crate::graphql::subscription::{ExpiryWarning, Subscription};
 use crate::graphql::variables::InputTypes;
 use crate::services::auth::AuthService;
@@ -19,6 +20,10 @@ use crate::session_cookie::SessionCookie;
 /// do more than verify its address.
 #[derive(Clone, Copy, Debug)]
 pub struct RequireVerifiedEmail(pub bool);
+
+/// The root of every write, from one object per area.
+#[derive(MergedObject, Default)]
+pub struct Mutation(AccountMutation, SecondFactorMutation);
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;
@@ -37,7 +42,7 @@ pub fn build(
     let outputs = OutputTypes::from_sdl(&sdl).map_err(anyhow::Error::msg)?;
     // Outermost first: the checks see the document the others return, and
     // null propagation the response they all leave.
-    let mut builder = Schema::build(Query, Mutation, Subscription)
+    let mut builder = Schema::build(Query, Mutation::default(), Subscription)
         .extension(NullPropagation::new(outputs))
         .extension(OperationLabel)
         .extension(RequestChecks::new(types))
@@ -58,5 +63,7 @@ pub fn build(
 
 /// The SDL that `gatehouse schema` prints and `schema.graphql` holds.
 pub fn sdl() -> String {
-    Schema::build(Query, Mutation, Subscription).finish().sdl()
+    Schema::build(Query, Mutation::default(), Subscription)
+        .finish()
+        .sdl()
 }

@@ -10,11 +10,14 @@ use uuid::Uuid;
 
 use crate::context::{Account, CurrentSession, SessionRecord};
 use crate::domain::device;
+use crate::domain::second_factor::{Level, Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
 use crate::error::AppError;
 use crate::graphql::{auth_service, request, verified};
 use crate::services::auth::SignedIn;
+use crate::services::known_devices;
+use crate::session_cookie::SessionCookie;
 
 /// An account.
 #[derive(SimpleObject)]
@@ -73,6 +76,10 @@ pub struct Session {
     /// Whether the session lives under the remember-me timeouts. It keeps its
     /// policy for life.
     pub remember_me: bool,
+    /// What proved the identity at sign-in, or at the last step-up.
+    pub methods: Vec<AuthMethod>,
+    /// The authenticator assurance level those give (NIST 800-63B).
+    pub assurance_level: AssuranceLevel,
 }
 
 #[ComplexObject]
@@ -143,6 +150,8 @@ impl Session {
             ip_address: session.ip_address.clone(),
             authenticated_at: session.authenticated_at,
             remember_me: session.remember_me,
+            methods: session.methods.list().iter().map(|&m| m.into()).collect(),
+            assurance_level: session.level.into(),
         }
     }
 
@@ -175,6 +184,12 @@ impl Viewer {
     /// The session making this request.
     async fn session(&self) -> Session {
         Session::of_current(&self.current)
+    }
+
+    /// The account's second factor: whether it is on, recovery codes left,
+    /// and the browsers that skip it for now.
+    async fn second_factor(&self, ctx: &Context<'_>) -> Result<SecondFactorStatus> {
+        second_factor_status(ctx, &self.current).await
     }
 
     /// The account's security history, newest first: sign-ins, sign-outs,
@@ -318,6 +333,11 @@ pub struct LoginInput {
 pub struct ReauthenticateInput {
     /// The account's password.
     pub password: String,
+    /// A code from the authenticator app; needed, or `recoveryCode`, when
+    /// the account has a second factor.
+    pub totp_code: Option<String>,
+    /// One of the account's recovery codes, instead of `totpCode`.
+    pub recovery_code: Option<String>,
 }
 
 /// The confirmation of an account's deletion.
@@ -456,6 +476,11 @@ pub struct SecurityEvent {
     pub device: Device,
     /// That client's address.
     pub ip_address: Option<String>,
+    /// For `SIGNED_IN`, `REAUTHENTICATED` and `SECOND_FACTOR_ENABLED`: what
+    /// proved the identity.
+    pub methods: Option<Vec<AuthMethod>>,
+    /// The assurance level those methods give.
+    pub assurance_level: Option<AssuranceLevel>,
 }
 
 /// What a security event records.
@@ -485,6 +510,53 @@ pub enum SecurityEventKind {
     AccountEnabled,
     /// `deleteAccount` deleted the account.
     AccountDeleted,
+    /// `confirmTotpEnrolment` turned the second factor on.
+    SecondFactorEnabled,
+    /// The second factor was turned off: `removeSecondFactor`, or support
+    /// (`gatehouse user reset-second-factor`).
+    SecondFactorRemoved,
+    /// `regenerateRecoveryCodes` replaced the recovery codes.
+    RecoveryCodesRegenerated,
+}
+
+/// A way an identity was proven.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    /// A code from an authenticator app.
+    Totp,
+    RecoveryCode,
+    /// A browser remembered after a second-factor sign-in on it.
+    RememberedDevice,
+}
+
+impl From<Method> for AuthMethod {
+    fn from(method: Method) -> Self {
+        match method {
+            Method::Password => Self::Password,
+            Method::Totp => Self::Totp,
+            Method::RecoveryCode => Self::RecoveryCode,
+            Method::RememberedDevice => Self::RememberedDevice,
+        }
+    }
+}
+
+/// Authenticator assurance level (NIST 800-63B): `AAL2` needs a second
+/// factor besides the password.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "UPPERCASE")]
+pub enum AssuranceLevel {
+    Aal1,
+    Aal2,
+}
+
+impl From<Level> for AssuranceLevel {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Aal1 => Self::Aal1,
+            Level::Aal2 => Self::Aal2,
+        }
+    }
 }
 
 /// Who revoked a session.
@@ -531,7 +603,13 @@ impl From<&security_event::Model> for SecurityEvent {
             Some(EventKind::AccountDisabled) => SecurityEventKind::AccountDisabled,
             Some(EventKind::AccountEnabled) => SecurityEventKind::AccountEnabled,
             Some(EventKind::AccountDeleted) => SecurityEventKind::AccountDeleted,
+            Some(EventKind::SecondFactorEnabled) => SecurityEventKind::SecondFactorEnabled,
+            Some(EventKind::SecondFactorRemoved) => SecurityEventKind::SecondFactorRemoved,
+            Some(EventKind::RecoveryCodesRegenerated) => {
+                SecurityEventKind::RecoveryCodesRegenerated
+            }
         };
+        let methods = event.methods.as_deref().map(Methods::parse);
         let detail = event.detail.as_deref();
         Self {
             id: ID(event.id.to_string()),
@@ -556,6 +634,8 @@ impl From<&security_event::Model> for SecurityEvent {
             remember_me: event.remember_me,
             device: device::Device::from_user_agent(event.user_agent.as_deref()).into(),
             ip_address: event.ip_address.clone(),
+            assurance_level: methods.as_ref().map(|m| m.level().into()),
+            methods: methods.map(|m| m.list().iter().map(|&m| m.into()).collect()),
         }
     }
 }
@@ -588,4 +668,79 @@ impl EventCursor {
         let id = Uuid::parse_str(id).map_err(|_| invalid())?;
         Ok(Self { at, id })
     }
+}
+
+/// The account's second factor.
+#[derive(SimpleObject)]
+pub struct SecondFactorStatus {
+    /// Whether a TOTP factor is on.
+    pub enabled: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u64,
+    /// Browsers that may skip the second factor for now.
+    pub remembered_devices: Vec<RememberedDevice>,
+}
+
+/// A browser that skips the second factor until `rememberedUntil`.
+#[derive(SimpleObject)]
+pub struct RememberedDevice {
+    /// Pass it to `forgetRememberedDevice`.
+    pub id: String,
+    /// The browser, as its `User-Agent` told when it was remembered.
+    pub device: Device,
+    /// When the browser first signed in to the account.
+    pub created_at: DateTime<Utc>,
+    /// Its last sign-in.
+    pub last_used_at: DateTime<Utc>,
+    /// When it will be asked for the second factor again.
+    pub remembered_until: DateTime<Utc>,
+}
+
+/// The second factor of the viewer's account.
+pub async fn second_factor_status(
+    ctx: &Context<'_>,
+    current: &CurrentSession,
+) -> Result<SecondFactorStatus> {
+    let auth = auth_service(ctx)?;
+    let now = request(ctx)?.now;
+    let devices = auth.remembered_devices(current, now).await?;
+    Ok(SecondFactorStatus {
+        enabled: current.account.second_factor,
+        recovery_codes_left: auth.recovery_codes_left(current).await?,
+        remembered_devices: devices
+            .into_iter()
+            .map(|d| RememberedDevice {
+                id: d.id,
+                device: device::Device::from_user_agent(d.user_agent.as_deref()).into(),
+                created_at: d.created_at,
+                last_used_at: d.last_used_at,
+                remembered_until: d.until,
+            })
+            .collect(),
+    })
+}
+
+/// How long a browser keeps its known-device cookie: as long as the device
+/// is remembered unused.
+const DEVICE_MAX_AGE: i64 = known_devices::LIFETIME.num_seconds();
+
+/// The payload of a new session; with cookies on, also sets the session
+/// cookie for as long as the session can live, and the known-device cookie.
+pub fn signed_in_payload(
+    ctx: &Context<'_>,
+    signed_in: SignedIn,
+    now: DateTime<Utc>,
+) -> AuthPayload {
+    let payload = AuthPayload::new(signed_in);
+    if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
+        let max_age = (payload.session.absolute_expires_at - now).num_seconds();
+        if let Some(value) = cookie.set(&payload.token, max_age) {
+            ctx.append_http_header(axum::http::header::SET_COOKIE, value);
+        }
+        let device = payload.known_device.as_deref();
+        if let Some(value) = device.and_then(|d| cookie.set_device(d, DEVICE_MAX_AGE)) {
+            ctx.append_http_header(axum::http::header::SET_COOKIE, value);
+        }
+    }
+    payload
 }

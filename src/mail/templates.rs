@@ -14,6 +14,14 @@ pub struct Letter {
     pub html: String,
 }
 
+/// What happened to an account's second factor.
+#[derive(Clone, Copy, Debug)]
+pub enum SecondFactorNotice {
+    RecoveryCodeUsed { remaining: u64 },
+    Removed,
+    ResetBySupport,
+}
+
 /// The product's name and where its links point.
 #[derive(Clone, Debug)]
 pub struct Letters {
@@ -116,6 +124,41 @@ impl Letters {
             subject: format!("Your {product} e-mail address was changed"),
             text,
             html,
+        }
+    }
+
+    /// A notice about the account's second factor, to its own address.
+    pub fn second_factor_notice(&self, to: &str, notice: SecondFactorNotice) -> Letter {
+        let product = &self.product;
+        let (subject, what) = match notice {
+            SecondFactorNotice::RecoveryCodeUsed { remaining } => (
+                format!("A recovery code was used to sign in to {product}"),
+                format!(
+                    "Someone signed in to your {product} account with one of its recovery \
+                     codes. {remaining} unused codes remain."
+                ),
+            ),
+            SecondFactorNotice::Removed => (
+                format!("Two-step sign-in was turned off for {product}"),
+                format!("Two-step sign-in was turned off for your {product} account."),
+            ),
+            SecondFactorNotice::ResetBySupport => (
+                format!("{product} support turned off your two-step sign-in"),
+                format!(
+                    "{product} support turned off two-step sign-in for your account, and \
+                     signed out every session of it."
+                ),
+            ),
+        };
+        let advice = format!(
+            "If it was not you, reset your password at once, then turn two-step sign-in \
+             on again, and contact {product} support."
+        );
+        Letter {
+            to: to.to_owned(),
+            subject,
+            text: format!("{what}\n\n{advice}\n"),
+            html: format!("<p>{}</p><p>{}</p>", escape(&what), escape(&advice)),
         }
     }
 

@@ -50,6 +50,8 @@ pub async fn insert(
         user_id: ActiveValue::Set(user_id),
         created_at: ActiveValue::Set(now),
         last_used_at: ActiveValue::Set(now),
+        second_factor_until: ActiveValue::Set(None),
+        user_agent: ActiveValue::Set(None),
     };
     known_device::Entity::insert(row)
         .exec_without_returning(db)
@@ -86,4 +88,75 @@ pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u
         .exec(db)
         .await?;
     Ok(result.rows_affected)
+}
+
+/// Lets the device skip the second factor of its account until `until`.
+pub async fn remember_second_factor(
+    db: &impl ConnectionTrait,
+    hash: &TokenHash,
+    user_id: Uuid,
+    until: DateTime<Utc>,
+    user_agent: Option<&str>,
+) -> Result<(), DbErr> {
+    known_device::Entity::update_many()
+        .col_expr(known_device::Column::SecondFactorUntil, Expr::value(until))
+        .col_expr(
+            known_device::Column::UserAgent,
+            Expr::value(user_agent.map(str::to_owned)),
+        )
+        .filter(known_device::Column::TokenHash.eq(hash.as_str()))
+        .filter(known_device::Column::UserId.eq(user_id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Whether the device may skip the account's second factor at `now`.
+pub async fn skips_second_factor(
+    db: &impl ConnectionTrait,
+    hash: &TokenHash,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let found = known_device::Entity::find_by_id(hash.as_str())
+        .filter(known_device::Column::UserId.eq(user_id))
+        .filter(known_device::Column::SecondFactorUntil.gt(now))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The account's remembered devices at `now`, most recently used first.
+pub async fn list_remembered(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<known_device::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    known_device::Entity::find()
+        .filter(known_device::Column::UserId.eq(user_id))
+        .filter(known_device::Column::SecondFactorUntil.gt(now))
+        .order_by_desc(known_device::Column::LastUsedAt)
+        .all(db)
+        .await
+}
+
+/// Ends the second-factor memory of the account's devices; with `only`,
+/// of the one device whose hash starts with it. Returns how many ended.
+pub async fn forget_second_factor(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    only: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut update = known_device::Entity::update_many()
+        .col_expr(
+            known_device::Column::SecondFactorUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(known_device::Column::UserId.eq(user_id))
+        .filter(known_device::Column::SecondFactorUntil.is_not_null());
+    if let Some(id) = only {
+        update = update.filter(known_device::Column::TokenHash.starts_with(id));
+    }
+    Ok(update.exec(db).await?.rows_affected)
 }

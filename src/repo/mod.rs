@@ -4,8 +4,11 @@
 pub mod email_tokens;
 pub mod known_devices;
 pub mod outbox;
+pub mod recovery_codes;
 pub mod security_events;
 pub mod session_reader;
 pub mod sessions;
+pub mod sign_in_challenges;
 pub mod throttles;
+pub mod totp_factors;
 pub mod users;

@@ -34,6 +34,7 @@ use tokio::sync::{Semaphore, oneshot};
 use uuid::Uuid;
 
 use crate::context::{Account, SessionRecord};
+use crate::domain::second_factor::{Level, Methods};
 use crate::domain::token::TokenHash;
 use crate::measure;
 use crate::repo::sessions;
@@ -230,6 +231,9 @@ fn query_sqlite(
         email_verified_at: time(12)?,
         user_created_at: required(time(13)?, 13)?,
         disabled_at: time(14)?,
+        second_factor_at: time(15)?,
+        methods: text(16)?.unwrap_or_default(),
+        aal: row.get(17).map_err(query_err)?,
     })))
 }
 
@@ -374,6 +378,9 @@ fn pg_guard_row(row: &PgRow) -> Result<GuardRow, sqlx::Error> {
         email_verified_at: row.try_get(12)?,
         user_created_at: row.try_get(13)?,
         disabled_at: row.try_get(14)?,
+        second_factor_at: row.try_get(15)?,
+        methods: row.try_get(16)?,
+        aal: row.try_get(17)?,
     }))
 }
 
@@ -394,6 +401,9 @@ struct Columns {
     email_verified_at: Option<DateTime<Utc>>,
     user_created_at: DateTime<Utc>,
     disabled_at: Option<DateTime<Utc>>,
+    second_factor_at: Option<DateTime<Utc>>,
+    methods: String,
+    aal: i16,
 }
 
 fn guard_row(c: Columns) -> GuardRow {
@@ -411,12 +421,15 @@ fn guard_row(c: Columns) -> GuardRow {
             authenticated_at: c.authenticated_at.unwrap_or(c.created_at),
             remember_me: c.remember_me,
             end_recorded: c.end_recorded,
+            methods: Methods::parse(&c.methods),
+            level: Level::from_stored(c.aal),
         },
         account: Account {
             id: c.user_id,
             email: c.email,
             email_verified: c.email_verified_at.is_some(),
             created_at: c.user_created_at,
+            second_factor: c.second_factor_at.is_some(),
         },
         disabled: c.disabled_at.is_some(),
     }

@@ -11,8 +11,21 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::client::ClientInfo;
+use crate::domain::second_factor::Methods;
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::domain::token::TokenHash;
+
+/// A session to open: whose, under which credentials and token, and how
+/// its identity was proven.
+pub struct NewSession<'a> {
+    pub user_id: Uuid,
+    /// The account's credentials when its identity was proven.
+    pub credential_version: i64,
+    pub token_hash: &'a TokenHash,
+    pub remember_me: bool,
+    pub client: &'a ClientInfo,
+    pub methods: &'a Methods,
+}
 
 /// Inserts a session for `user_id` under a token's hash, but only while the
 /// account's credentials are still at `credential_version`: a sign-in that
@@ -22,13 +35,17 @@ use crate::domain::token::TokenHash;
 /// password change makes this wait and then see the new version.
 pub async fn insert(
     db: &impl ConnectionTrait,
-    user_id: Uuid,
-    credential_version: i64,
-    token_hash: &TokenHash,
-    remember_me: bool,
-    client: &ClientInfo,
+    new: NewSession<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<session::Model>, DbErr> {
+    let NewSession {
+        user_id,
+        credential_version,
+        token_hash,
+        remember_me,
+        client,
+        methods,
+    } = new;
     let model = session::Model {
         id: Uuid::new_v4(),
         user_id,
@@ -42,6 +59,8 @@ pub async fn insert(
         remember_me,
         revoked_reason: None,
         end_recorded: false,
+        methods: methods.to_string(),
+        aal: methods.level() as i16,
     };
     let account = Query::select()
         .exprs([
@@ -54,6 +73,8 @@ pub async fn insert(
             Expr::val(model.ip_address.clone()),
             Expr::val(model.authenticated_at),
             Expr::val(model.remember_me),
+            Expr::val(model.methods.clone()),
+            Expr::val(model.aal),
         ])
         .from(user::Entity)
         .and_where(user::Column::Id.eq(user_id))
@@ -74,6 +95,8 @@ pub async fn insert(
             session::Column::IpAddress,
             session::Column::AuthenticatedAt,
             session::Column::RememberMe,
+            session::Column::Methods,
+            session::Column::Aal,
         ])
         .select_from(account)
         .map_err(|e| DbErr::Custom(e.to_string()))?
@@ -88,7 +111,8 @@ pub async fn insert(
 /// the session's `id`, `user_id`, `created_at`, `last_activity_at`,
 /// `revoked_at`, `revoked_reason`, `user_agent`, `ip_address`,
 /// `authenticated_at`, `remember_me`, `end_recorded`, then the account's
-/// `email`, `email_verified_at`, `created_at` and `disabled_at`.
+/// `email`, `email_verified_at`, `created_at`, `disabled_at` and
+/// `second_factor_at`, then the session's `methods` and `aal`.
 pub fn find_with_user_query(token_hash: &str) -> Select<session::Entity> {
     use session::Column as S;
     use user::Column as U;
@@ -107,7 +131,14 @@ pub fn find_with_user_query(token_hash: &str) -> Select<session::Entity> {
             S::RememberMe,
             S::EndRecorded,
         ])
-        .columns([U::Email, U::EmailVerifiedAt, U::CreatedAt, U::DisabledAt])
+        .columns([
+            U::Email,
+            U::EmailVerifiedAt,
+            U::CreatedAt,
+            U::DisabledAt,
+            U::SecondFactorAt,
+        ])
+        .columns([S::Methods, S::Aal])
         .inner_join(user::Entity)
         .filter(S::TokenHash.eq(token_hash))
 }
@@ -175,6 +206,22 @@ pub async fn set_authenticated(
         Condition::all(),
     )
     .await
+}
+
+/// Records what proved the session's identity last, and the level that
+/// gives. Call inside a transaction that claimed the session live.
+pub async fn set_methods(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    methods: &Methods,
+) -> Result<(), DbErr> {
+    session::Entity::update_many()
+        .col_expr(session::Column::Methods, Expr::value(methods.to_string()))
+        .col_expr(session::Column::Aal, Expr::value(methods.level() as i16))
+        .filter(session::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
 }
 
 async fn set_if_live(

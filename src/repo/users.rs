@@ -25,6 +25,7 @@ pub async fn insert(
         credential_version: 0,
         email_verified_at: None,
         disabled_at: None,
+        second_factor_at: None,
         created_at: now,
         updated_at: now,
     };
@@ -181,6 +182,28 @@ pub async fn set_disabled(
 ) -> Result<(), DbErr> {
     user::Entity::update_many()
         .col_expr(user::Column::DisabledAt, Expr::value(at))
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Records that the account's second factor was confirmed (`Some`) or
+/// removed (`None`). Either changes its credentials: a sign-in proven
+/// under the old ones opens nothing.
+pub async fn set_second_factor(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::SecondFactorAt, Expr::value(at))
+        .col_expr(
+            user::Column::CredentialVersion,
+            Expr::col(user::Column::CredentialVersion).add(1),
+        )
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
         .filter(user::Column::Id.eq(id))
         .exec(db)

@@ -12,9 +12,11 @@ use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::SessionPolicies;
 use crate::domain::token::Purpose;
 use crate::error::AppError;
+use crate::mail::templates::SecondFactorNotice;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
 use crate::repo::{known_devices, users};
+use crate::services::auth::end_factor;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
 use crate::session_notifier::{Notice, SessionNotifier};
@@ -157,6 +159,42 @@ impl Admin {
         txn.commit().await?;
         self.notifier.deliver(notices);
         tracing::info!(user_id = %user.id, revoked_sessions = revoked.len(), "sessions revoked by an operator");
+        Ok(revoked.len())
+    }
+
+    /// Turns the account's second factor off for its owner who lost it:
+    /// its recovery codes and remembered browsers end, every session is
+    /// signed out, and the address is told. Returns how many sessions ended.
+    pub async fn reset_second_factor(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize, AppError> {
+        let user = self.find(email).await?;
+        if user.second_factor_at.is_none() {
+            return Err(AppError::SecondFactorNotEnabled);
+        }
+        let txn = self.db.begin().await?;
+        users::lock(&txn, user.id).await?;
+        let notice = SecondFactorNotice::ResetBySupport;
+        end_factor(&txn, &self.outbox, user.id, &user.email, notice, now).await?;
+        let revoked =
+            sessions::revoke_all(&txn, user.id, &self.policies, Revocation::Operator, now).await?;
+        let mut events = vec![
+            NewEvent::of_account(EventKind::SecondFactorRemoved, user.id, now).detail("SUPPORT"),
+        ];
+        events.extend(revoked.iter().map(|&id| {
+            NewEvent::of(EventKind::SessionRevoked, user.id, id, now).detail("OPERATOR")
+        }));
+        security_events::insert(&txn, events).await?;
+        let notices = self
+            .notifier
+            .announce(&txn, revoked.iter().copied().map(Notice::Session))
+            .await?;
+        txn.commit().await?;
+        self.notifier.deliver(notices);
+        self.outbox.wake();
+        tracing::info!(user_id = %user.id, revoked_sessions = revoked.len(), "second factor reset by an operator");
         Ok(revoked.len())
     }
 

@@ -11,4 +11,5 @@ pub mod outbox;
 pub mod passwords;
 pub mod purge;
 pub mod recovery;
+pub mod secret_box;
 pub mod throttle;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
-use crate::mail::templates::Letters;
+use crate::mail::templates::{Letters, SecondFactorNotice};
 use crate::repo::{email_tokens, outbox, throttles, users};
 use crate::services::throttle::mail_key;
 
@@ -103,6 +103,19 @@ impl Outbox {
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         outbox::insert(txn, self.letters.email_changed(old, new), now).await?;
+        Ok(())
+    }
+
+    /// Tells the account's address what happened to its second factor.
+    pub async fn queue_second_factor_notice(
+        &self,
+        txn: &DatabaseTransaction,
+        to: &str,
+        notice: SecondFactorNotice,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let letter = self.letters.second_factor_notice(to, notice);
+        outbox::insert(txn, letter, now).await?;
         Ok(())
     }
 

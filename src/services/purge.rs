@@ -10,7 +10,10 @@ use sea_orm::DatabaseConnection;
 use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicies;
 use crate::error::AppError;
-use crate::repo::{email_tokens, known_devices, security_events, sessions};
+use crate::repo::{
+    email_tokens, known_devices, security_events, sessions, sign_in_challenges, totp_factors,
+};
+use crate::services::auth::ENROLMENT_LIFETIME;
 use crate::services::throttle::LoginThrottle;
 use crate::services::{expiry, known_devices as devices};
 
@@ -42,6 +45,8 @@ pub struct Purged {
     pub events: u64,
     pub email_tokens: u64,
     pub known_devices: u64,
+    /// Sign-in challenges past their expiry, and TOTP enrolments never confirmed.
+    pub second_factor_leftovers: u64,
 }
 
 /// One round at `now`: records unobserved expiries, then deletes sessions
@@ -70,6 +75,8 @@ pub async fn purge_once(
     purged.events = security_events::purge(db, before(retention.events)?).await?;
     purged.email_tokens = email_tokens::purge(db, now).await?;
     purged.known_devices = known_devices::purge(db, now - devices::LIFETIME).await?;
+    purged.second_factor_leftovers = sign_in_challenges::purge(db, now).await?
+        + totp_factors::purge_pending(db, now - ENROLMENT_LIFETIME).await?;
     Ok(purged)
 }
 

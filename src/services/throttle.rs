@@ -127,6 +127,28 @@ impl LoginThrottle {
         .await
     }
 
+    /// Counts a second-factor code for `user` from `ip`, before it is
+    /// checked, or refuses it with `RATE_LIMITED` while either is locked.
+    /// A right code gives it back through [`LoginThrottle::succeeded`].
+    pub async fn reserve_code(
+        &self,
+        user: Uuid,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, AppError> {
+        let account = format!("code:{user}");
+        let address = ip
+            .zip(self.policies.code_address)
+            .map(|(ip, policy)| (address_key("code-ip", ip), policy));
+        let mut keys = vec![(account.clone(), self.policies.code_account)];
+        keys.extend(address.clone());
+        self.bounded(self.count(&keys, now)).await?;
+        Ok(Reservation {
+            account,
+            address: address.map(|(key, _)| key),
+        })
+    }
+
     /// Counts a successful sign-in of `user`, or refuses it with
     /// `RATE_LIMITED` past the account's hourly number. Only a right
     /// password reaches this, so strangers cannot spend it.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use entity::session;
 use gatehouse::clock::Clock;
-use gatehouse::config::{Cli, Command, Settings};
+use gatehouse::config::{Cli, Command, SecretKeyText, Settings};
 use gatehouse::startup::Application;
 use graphql_client::{GraphQLQuery, QueryBody};
 use reqwest::StatusCode;
@@ -38,6 +38,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
 
 /// A password that satisfies the policy.
 pub const PASSWORD: &str = "correct horse battery";
+/// The sealing key every test node shares, as the nodes of a deployment do.
+pub const SECRET_KEY: &str = "test:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// A running server and a handle on its database.
 pub struct TestApp {
@@ -253,6 +255,7 @@ pub async fn spawn_app_with_clock(
     // Every test signs its users up from 127.0.0.1; the sign-up limit has
     // tests of its own.
     settings.login_limits.register_max_per_ip = 1_000_000;
+    settings.second_factor.secret_key = Some(SecretKeyText(SECRET_KEY.into()));
     let mail = Arc::new(MailDir::new());
     settings.mail.mail_dir = mail.path().to_owned();
     configure(&mut settings);
@@ -494,8 +497,14 @@ pub fn serve(url: &str, rust_log: &str) -> Server {
 /// As [`serve`], with more settings.
 pub fn serve_with(url: &str, rust_log: &str, envs: &[(&str, &str)]) -> Server {
     let mail = MailDir::new();
+    // SQLite nodes make their own key file beside the database; PostgreSQL
+    // nodes refuse to start without the shared one.
+    let key = url
+        .starts_with("postgres")
+        .then_some(("GATEHOUSE_SECRET_KEY", SECRET_KEY));
     let mut child = Process::new(BIN)
         .arg("serve")
+        .envs(key)
         .env("GATEHOUSE_MAIL_DIR", mail.path())
         .envs(envs.iter().copied())
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")

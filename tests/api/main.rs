@@ -31,6 +31,7 @@ mod revocation;
 mod round_trips;
 mod schema;
 mod schema_versions;
+mod second_factor;
 mod session_features;
 mod session_timeouts;
 mod throttle;

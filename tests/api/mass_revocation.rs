@@ -7,8 +7,9 @@ use std::process::Command;
 use chrono::Utc;
 use entity::{security_event, session};
 use gatehouse::domain::client::ClientInfo;
+use gatehouse::domain::second_factor::{Method, Methods};
 use gatehouse::domain::token::SessionToken;
-use gatehouse::repo::sessions;
+use gatehouse::repo::sessions::{self, NewSession};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
 use serde_json::json;
 use uuid::Uuid;
@@ -34,12 +35,21 @@ async fn piled_up(app: &TestApp) -> (String, String, String) {
         user_agent: Some("thief/1.0".into()),
         ip: Some("203.0.113.9".parse().unwrap()),
     };
+    let password = Methods::of(&[Method::Password]);
     let txn = app.db.begin().await.unwrap();
     let mut sample = None;
     for _ in 0..PILED_UP {
         let token = SessionToken::generate().unwrap();
         let hash = token.hash();
-        let made = sessions::insert(&txn, user, 0, &hash, false, &client, Utc::now());
+        let new = NewSession {
+            user_id: user,
+            credential_version: 0,
+            token_hash: &hash,
+            remember_me: false,
+            client: &client,
+            methods: &password,
+        };
+        let made = sessions::insert(&txn, new, Utc::now());
         assert!(made.await.unwrap().is_some());
         sample.get_or_insert_with(|| token.expose().to_owned());
     }

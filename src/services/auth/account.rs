@@ -9,6 +9,7 @@ use crate::context::CurrentSession;
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
+use crate::domain::second_factor::{Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::token::Purpose;
 use crate::error::AppError;
@@ -67,7 +68,9 @@ impl AuthService {
         }
         let opening = Opening {
             user: &user,
+            credential_version: user.credential_version,
             by: "REGISTER",
+            methods: Methods::of(&[Method::Password]),
             remember_me: false,
             client,
         };

@@ -6,12 +6,13 @@
 //! the guard.
 
 mod account;
+mod factors;
 mod sessions;
 mod sign_in;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::context::{Account, CurrentSession, SessionRecord};
 use crate::domain::email::Email;
+use crate::domain::second_factor::Requirement;
 use crate::domain::session_policy::{Expiry, SessionPolicy, SessionRules, SessionTimes, Verdict};
 use crate::error::{AppError, AuthFailure};
 use crate::repo::session_reader::SessionReader;
@@ -26,13 +28,16 @@ use crate::repo::sessions::{self as session_rows, Revocation};
 use crate::repo::users;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
+use crate::services::secret_box::SecretBox;
 use crate::services::throttle::LoginThrottle;
 use crate::session_notifier::SessionNotifier;
 
 pub use account::PasswordChanged;
+pub use factors::{ENROLMENT_LIFETIME, RememberedDevice, TotpEnrolment, end_factor};
 pub use sessions::SessionState;
 pub use sign_in::SignedIn;
 pub use sign_in::password::LoginAttempt;
+pub use sign_in::second_factor::{ChallengeAnswer, SecondProof};
 
 /// The authentication use cases, shared by the guard and the resolvers.
 #[derive(Clone)]
@@ -49,9 +54,22 @@ pub struct AuthService {
     pub outbox: Outbox,
     /// `GATEHOUSE_REGISTRATION=open`: anyone may sign up.
     pub registration_open: bool,
+    /// The second-factor rule and what it needs.
+    pub second_factor: SecondFactor,
     /// Live subscriptions' reads at once: at most half the pool, so that
     /// many timers firing together never starve the requests.
     pub live_reads: Arc<Semaphore>,
+}
+
+/// The second-factor rule, TOTP's issuer name, how long a browser may be
+/// remembered, and the keys that seal TOTP secrets.
+#[derive(Clone, Debug)]
+pub struct SecondFactor {
+    pub requirement: Requirement,
+    pub totp_issuer: String,
+    /// `None`: browsers are never remembered.
+    pub remember_device: Option<TimeDelta>,
+    pub secrets: SecretBox,
 }
 
 impl AuthService {
@@ -168,11 +186,30 @@ impl AuthService {
     }
 
     fn current(&self, account: Account, session: SessionRecord) -> CurrentSession {
+        let restriction = self
+            .second_factor
+            .requirement
+            .restriction(account.second_factor, session.level);
         CurrentSession {
             account,
             expiry: self.expiry(&session),
             session,
+            restriction,
         }
+    }
+
+    /// Refuses a change to the second factor unless a code (not merely a
+    /// remembered browser) was proven on the session within the fresh age.
+    fn require_fresh_code(
+        &self,
+        current: &CurrentSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        self.require_fresh(current, now)?;
+        if current.session.methods.proved_code() {
+            return Ok(());
+        }
+        Err(AppError::Aal2Required)
     }
 }
 

@@ -2,6 +2,8 @@
 //! opens a session, whatever proved it.
 
 pub mod password;
+pub mod second_factor;
+pub(in crate::services::auth) mod totp;
 
 use chrono::{DateTime, Utc};
 use entity::user;
@@ -9,12 +11,14 @@ use sea_orm::DatabaseTransaction;
 
 use crate::context::{Account, SessionRecord};
 use crate::domain::client::ClientInfo;
+use crate::domain::second_factor::{Level, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
 use crate::domain::token::{DeviceToken, SessionToken};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::{sessions, users};
+use crate::repo::sessions::{self, NewSession};
+use crate::repo::users;
 use crate::services::auth::AuthService;
 use crate::session_notifier::Notice;
 
@@ -28,11 +32,16 @@ pub struct SignedIn {
     pub expiry: Expiry,
 }
 
-/// A session about to open: whose, how it came in, and from where.
+/// A session about to open: whose, how it came in, what proved it, and
+/// from where.
 pub(in crate::services::auth) struct Opening<'a> {
     pub user: &'a user::Model,
+    /// The account's credentials when its password was proven: if they
+    /// changed since, nothing opens.
+    pub credential_version: i64,
     /// How the account came in, for its event: `REGISTER` or `LOGIN`.
     pub by: &'static str,
+    pub methods: Methods,
     pub remember_me: bool,
     pub client: &'a ClientInfo,
 }
@@ -51,19 +60,37 @@ impl AuthService {
     ) -> Result<SignedIn, AppError> {
         let Opening {
             user,
+            credential_version,
             by,
+            methods,
             remember_me,
             client,
         } = opening;
+        // Every way in passes here: none may skip a factor the rule asks for.
+        let requirement = self.second_factor.requirement;
+        if requirement.asks_at_sign_in(user.second_factor_at.is_some())
+            && methods.level() < Level::Aal2
+        {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "a sign-in reached the session without its second factor"
+            )));
+        }
         let token = SessionToken::generate().map_err(AppError::internal)?;
         // Sessions it revokes are judged and stamped when the write lands.
         let at = self.write_instant(now);
         if self.rules.max_sessions.is_some() {
             users::lock(&txn, user.id).await?;
         }
-        let (version, hash) = (user.credential_version, token.hash());
-        let insert = sessions::insert(&txn, user.id, version, &hash, remember_me, client, now);
-        let Some(session) = insert.await? else {
+        let hash = token.hash();
+        let new = NewSession {
+            user_id: user.id,
+            credential_version,
+            token_hash: &hash,
+            remember_me,
+            client,
+            methods: &methods,
+        };
+        let Some(session) = sessions::insert(&txn, new, now).await? else {
             // The password was changed, or the account disabled, while this
             // one was being checked.
             txn.rollback().await?;
@@ -74,7 +101,8 @@ impl AuthService {
             NewEvent::of(EventKind::SignedIn, user.id, session.id, now)
                 .detail(by)
                 .client(client)
-                .remembered(remember_me),
+                .remembered(remember_me)
+                .methods(&methods),
         ];
         if let Some(limit) = self.rules.max_sessions {
             let policies = &self.rules.policies;
@@ -93,7 +121,7 @@ impl AuthService {
         let notices = notices.await?;
         txn.commit().await?;
         self.notifier.deliver(notices);
-        tracing::info!(user_id = %user.id, session_id = %session.id, by, "signed in");
+        tracing::info!(user_id = %user.id, session_id = %session.id, by, %methods, "signed in");
         let session = SessionRecord::from(&session);
         Ok(SignedIn {
             token,

@@ -9,16 +9,18 @@ use crate::context::CurrentSession;
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
+use crate::domain::second_factor::{Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::token::DeviceToken;
 use crate::error::{AppError, AuthFailure};
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::{sessions, users};
+use crate::repo::{known_devices as device_rows, sessions, users};
 use crate::services::auth::{AuthService, SignedIn};
 use crate::services::known_devices;
 use crate::services::throttle::Known;
 
 use super::Opening;
+use super::second_factor::SecondProof;
 
 /// What a client offers to sign in with a password.
 pub struct LoginAttempt<'a> {
@@ -52,11 +54,28 @@ impl AuthService {
         let user = self.check_password(&email, password, now).await?;
         self.throttle.succeeded(reservation).await?;
         self.throttle.reserve_signin(user.id, now).await?;
+        let remember_me = self.rules.policies.remembers(attempt.remember_me);
+        let mut methods = vec![Method::Password];
+        let requirement = self.second_factor.requirement;
+        if requirement.asks_at_sign_in(user.second_factor_at.is_some()) {
+            let remembered = match &known {
+                Some(token) => {
+                    device_rows::skips_second_factor(&self.db, &token.hash(), user.id, now).await?
+                }
+                None => false,
+            };
+            if !remembered {
+                return Err(self.challenge(&user, remember_me, now).await?);
+            }
+            methods.push(Method::RememberedDevice);
+        }
         let device = known_devices::remember(&self.db, user.id, known, now).await?;
         let opening = Opening {
             user: &user,
+            credential_version: user.credential_version,
             by: "LOGIN",
-            remember_me: self.rules.policies.remembers(attempt.remember_me),
+            methods: Methods::of(&methods),
+            remember_me,
             client,
         };
         let txn = self.db.begin().await?;
@@ -65,31 +84,57 @@ impl AuthService {
         Ok(signed_in)
     }
 
-    /// Proves the password again on the caller's session (step-up). It is
-    /// throttled and counted exactly like `login`, and slides nothing else.
+    /// Proves the password again on the caller's session (step-up), and
+    /// the second factor with it where the account has one: only then is
+    /// the session fresh, at AAL2. Throttled and counted like `login`;
+    /// slides nothing else.
     pub async fn reauthenticate(
         &self,
         current: &CurrentSession,
         password: String,
+        second: Option<SecondProof>,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<CurrentSession, AppError> {
-        self.prove_password(current, password, client, now).await?;
+        let user = self.prove_password(current, password, client, now).await?;
+        let has_factor = user.second_factor_at.is_some();
+        let asked = self.second_factor.requirement.asks_at_sign_in(has_factor);
+        let reservation = match (&second, asked) {
+            (None, true) => return Err(AppError::Aal2Required),
+            (Some(_), _) if !has_factor => return Err(AppError::SecondFactorNotEnabled),
+            (Some(_), _) => Some(self.throttle.reserve_code(user.id, client.ip, now).await?),
+            (None, false) => None,
+        };
         let (txn, at) = self.claim(current, now).await?;
-        sessions::set_authenticated(&txn, current.session.id, &self.rules.policies, at).await?;
-        let event = NewEvent::of(
-            EventKind::Reauthenticated,
-            current.account.id,
-            current.session.id,
-            at,
-        )
-        .client(client);
+        let mut methods = vec![Method::Password];
+        if let Some(proof) = &second {
+            let Some(method) = self.prove_second(&txn, &user, proof, at).await? else {
+                txn.rollback().await?;
+                return Err(AppError::InvalidSecondFactor);
+            };
+            methods.push(method);
+        }
+        let methods = Methods::of(&methods);
+        let id = current.session.id;
+        sessions::set_authenticated(&txn, id, &self.rules.policies, at).await?;
+        sessions::set_methods(&txn, id, &methods).await?;
+        let event = NewEvent::of(EventKind::Reauthenticated, user.id, id, at)
+            .client(client)
+            .methods(&methods);
         security_events::insert(&txn, vec![event]).await?;
         txn.commit().await?;
-        tracing::info!(user_id = %current.account.id, session_id = %current.session.id, "reauthenticated");
+        if let Some(reservation) = reservation {
+            self.throttle.succeeded(reservation).await?;
+            self.outbox.wake();
+        }
+        tracing::info!(user_id = %user.id, session_id = %id, %methods, "reauthenticated");
         let mut session = current.session.clone();
         session.authenticated_at = at;
-        Ok(self.current(current.account.clone(), session))
+        session.level = methods.level();
+        session.methods = methods;
+        let mut account = current.account.clone();
+        account.second_factor = has_factor;
+        Ok(self.current(account, session))
     }
 
     /// The account at `email` if `password` is its password and it may
@@ -126,7 +171,7 @@ impl AuthService {
         password: String,
         client: &ClientInfo,
         now: DateTime<Utc>,
-    ) -> Result<(), AppError> {
+    ) -> Result<user::Model, AppError> {
         let password = Password::parse_attempt(password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
         let email = Email::parse(&current.account.email)
@@ -139,10 +184,13 @@ impl AuthService {
         let user = users::find_by_id(&self.db, current.account.id)
             .await?
             .ok_or(AppError::Unauthenticated(AuthFailure::InvalidToken))?;
-        let verified = self.passwords.verify(password, Some(user.password_hash));
+        let verified = self
+            .passwords
+            .verify(password, Some(user.password_hash.clone()));
         if !verified.await?.matched {
             return Err(AppError::InvalidCredentials);
         }
-        self.throttle.succeeded(reservation).await
+        self.throttle.succeeded(reservation).await?;
+        Ok(user)
     }
 }

@@ -1,0 +1,191 @@
+//! The second step of a sign-in: a right password on an account with a
+//! second factor gets a short-lived challenge instead of a session, and a
+//! TOTP or recovery code with that challenge opens the session.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::{sign_in_challenge, user};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use uuid::Uuid;
+
+use super::Opening;
+use super::totp::Stage;
+use crate::domain::client::ClientInfo;
+use crate::domain::email::Email;
+use crate::domain::recovery_code::RecoveryCode;
+use crate::domain::second_factor::{Method, Methods};
+use crate::domain::token::ChallengeToken;
+use crate::error::{AppError, SecondFactorChallenge};
+use crate::mail::templates::SecondFactorNotice;
+use crate::repo::{known_devices as device_rows, recovery_codes, sign_in_challenges, users};
+use crate::services::auth::{AuthService, SignedIn};
+use crate::services::known_devices;
+
+/// How long a challenge can be answered.
+pub const CHALLENGE_LIFETIME: TimeDelta = TimeDelta::minutes(5);
+/// Wrong codes a challenge survives; then its password must be given again.
+pub const CHALLENGE_MAX_FAILURES: i32 = 3;
+
+/// A second factor, as the user typed it.
+pub enum SecondProof {
+    /// A 6-digit code from an authenticator app.
+    Totp(String),
+    /// One of the account's recovery codes.
+    RecoveryCode(String),
+}
+
+/// What a client sends to finish a sign-in.
+pub struct ChallengeAnswer<'a> {
+    pub challenge: &'a str,
+    pub proof: SecondProof,
+    /// Skip the second factor on this browser for `GATEHOUSE_REMEMBER_DEVICE`.
+    pub remember_device: bool,
+    /// The known-device token the client holds, if any.
+    pub device: Option<&'a str>,
+}
+
+impl AuthService {
+    /// The refusal a right password gets on an account whose factor must be
+    /// proven: `SECOND_FACTOR_REQUIRED`, carrying a new challenge.
+    pub(in crate::services::auth) async fn challenge(
+        &self,
+        user: &user::Model,
+        remember_me: bool,
+        now: DateTime<Utc>,
+    ) -> Result<AppError, AppError> {
+        let token = ChallengeToken::generate().map_err(AppError::internal)?;
+        let expires_at = now + CHALLENGE_LIFETIME;
+        let row = sign_in_challenge::Model {
+            token_hash: token.hash().as_str().to_owned(),
+            user_id: user.id,
+            credential_version: user.credential_version,
+            remember_me,
+            created_at: now,
+            expires_at,
+            failures: 0,
+            used_at: None,
+        };
+        sign_in_challenges::insert(&self.db, row).await?;
+        let mut methods = vec![Method::Totp.as_str()];
+        if recovery_codes::count_unused(&self.db, user.id).await? > 0 {
+            methods.push(Method::RecoveryCode.as_str());
+        }
+        tracing::info!(user_id = %user.id, "password proven; second factor asked for");
+        Ok(AppError::SecondFactorRequired(Box::new(
+            SecondFactorChallenge {
+                token: token.expose().to_owned(),
+                methods,
+                expires_at,
+            },
+        )))
+    }
+
+    /// Answers a challenge with a code and opens the session. Codes are
+    /// counted per account and per address before they are checked; a
+    /// wrong one also counts against the challenge, which dies after
+    /// [`CHALLENGE_MAX_FAILURES`] or [`CHALLENGE_LIFETIME`].
+    pub async fn complete_sign_in(
+        &self,
+        answer: ChallengeAnswer<'_>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, AppError> {
+        let token = ChallengeToken::parse(answer.challenge).ok_or(AppError::InvalidChallenge)?;
+        let hash = token.hash();
+        let challenge = sign_in_challenges::find_open(&self.db, &hash, CHALLENGE_MAX_FAILURES, now)
+            .await?
+            .ok_or(AppError::InvalidChallenge)?;
+        let user = users::find_by_id(&self.db, challenge.user_id)
+            .await?
+            .ok_or(AppError::InvalidChallenge)?;
+        if user.disabled_at.is_some() {
+            return Err(AppError::AccountDisabled);
+        }
+        let reservation = self.throttle.reserve_code(user.id, client.ip, now).await?;
+        let txn = self.db.begin().await?;
+        // Used up in the transaction that opens the session: of two right
+        // answers at once, one opens it; a wrong one gives it back.
+        if !sign_in_challenges::consume(&txn, &hash, CHALLENGE_MAX_FAILURES, now).await? {
+            txn.rollback().await?;
+            return Err(AppError::InvalidChallenge);
+        }
+        let Some(method) = self.prove_second(&txn, &user, &answer.proof, now).await? else {
+            txn.rollback().await?;
+            sign_in_challenges::fail(&self.db, &hash).await?;
+            tracing::info!(user_id = %user.id, "wrong second-factor code at sign-in");
+            return Err(AppError::InvalidSecondFactor);
+        };
+        let opening = Opening {
+            user: &user,
+            credential_version: challenge.credential_version,
+            by: "LOGIN",
+            methods: Methods::of(&[Method::Password, method]),
+            remember_me: challenge.remember_me,
+            client,
+        };
+        let mut signed_in = self.open_session(txn, opening, now).await?;
+        self.throttle.succeeded(reservation).await?;
+        self.outbox.wake();
+        let email =
+            Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        let known = known_devices::recognise(&self.db, &email, answer.device, now).await?;
+        let device = known_devices::remember(&self.db, user.id, known, now).await?;
+        if let (true, Some(lifetime)) = (answer.remember_device, self.second_factor.remember_device)
+        {
+            let agent = client.user_agent.as_deref();
+            device_rows::remember_second_factor(
+                &self.db,
+                &device.hash(),
+                user.id,
+                now + lifetime,
+                agent,
+            )
+            .await?;
+        }
+        signed_in.device = Some(device);
+        Ok(signed_in)
+    }
+
+    /// Checks a second factor of `user` inside `txn`, using it up if it is
+    /// right: the method it proved, or `None`. A recovery code used is
+    /// told to the account's address, in the same transaction.
+    pub(in crate::services::auth) async fn prove_second(
+        &self,
+        txn: &DatabaseTransaction,
+        user: &user::Model,
+        proof: &SecondProof,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Method>, AppError> {
+        match proof {
+            SecondProof::Totp(code) => {
+                let right = self.accept_totp(txn, user.id, code, Stage::Confirmed, now);
+                Ok(right.await?.then_some(Method::Totp))
+            }
+            SecondProof::RecoveryCode(typed) => {
+                let Some(code) = RecoveryCode::parse(typed) else {
+                    return Ok(None);
+                };
+                if !recovery_codes::use_code(txn, user.id, &code.hash(), now).await? {
+                    return Ok(None);
+                }
+                self.tell_recovery_code_used(txn, user.id, &user.email, now)
+                    .await?;
+                Ok(Some(Method::RecoveryCode))
+            }
+        }
+    }
+
+    async fn tell_recovery_code_used(
+        &self,
+        txn: &DatabaseTransaction,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let remaining = recovery_codes::count_unused(txn, user_id).await?;
+        let notice = SecondFactorNotice::RecoveryCodeUsed { remaining };
+        tracing::info!(user_id = %user_id, remaining, "recovery code used");
+        self.outbox
+            .queue_second_factor_notice(txn, email, notice, now)
+            .await
+    }
+}
