@@ -70,6 +70,8 @@ impl Application {
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         settings.validate().map_err(anyhow::Error::msg)?;
         listener::raise_file_limit(&settings.connections);
+        // Before the database: a node without its key must not touch it.
+        let second_factor = second_factor(&settings)?;
         let db = database::connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
         let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
@@ -103,7 +105,6 @@ impl Application {
                 verify: mail.verify_ttl,
             },
         );
-        let second_factor = second_factor(&settings)?;
         let auth = AuthService {
             second_factor,
             db: db.clone(),
@@ -383,8 +384,12 @@ fn second_factor(settings: &Settings) -> anyhow::Result<SecondFactor> {
                      `echo k1:$(openssl rand -base64 32)`"
                 );
             };
-            let (secrets, created) =
-                SecretBox::load_or_create(&path).map_err(anyhow::Error::msg)?;
+            let (secrets, created) = SecretBox::load_or_create(&path).map_err(|e| {
+                anyhow::anyhow!(
+                    "the key that seals TOTP secrets is kept beside the database of \
+                         GATEHOUSE_DATABASE_URL, but {e}; fix the path or set GATEHOUSE_SECRET_KEY"
+                )
+            })?;
             if created {
                 tracing::warn!(
                     path = %path.display(),

@@ -481,3 +481,157 @@ async fn mail_committed_before_a_sigkill_is_delivered_after_the_restart() {
     assert_eq!(left, 0, "the delivered message, and its token, are gone");
     assert!(again.terminate().0);
 }
+
+/// The second factor's secrets (the TOTP seed, codes, recovery codes, the
+/// challenge, a remembered browser's token, the sealing key) reach neither
+/// the trace log nor `/metrics`, and the embedded default makes its key
+/// file private, beside the database.
+#[tokio::test]
+async fn trace_logs_and_metrics_hold_no_second_factor_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = serve(&url, "trace");
+    let key_file = dir.path().join("gatehouse.key");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let email = "factor-logs@example.com";
+    let (_, body) = server
+        .post(register(email, "a long passphrase"), None)
+        .await;
+    let token = body["data"]["register"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = server
+        .post(
+            json!({ "query": "mutation { beginTotpEnrolment { secret } }" }),
+            Some(&token),
+        )
+        .await;
+    let secret = body["data"]["beginTotpEnrolment"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        bytes,
+        None,
+        String::new(),
+    );
+    let code = totp.generate_current().unwrap();
+    let (_, body) = server
+        .post(
+            json!({ "query": "mutation($c: String!) { confirmTotpEnrolment(input: {code: $c}) { recoveryCodes } }",
+                    "variables": { "c": code } }),
+            Some(&token),
+        )
+        .await;
+    let recovery: Vec<String> = body["data"]["confirmTotpEnrolment"]["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10, "{body}");
+    let login = json!({
+        "query": "mutation { login(input: {email: \"factor-logs@example.com\", password: \"a long passphrase\"}) { token } }"
+    });
+    let (_, body) = server.post(login, None).await;
+    let challenge = body["errors"][0]["extensions"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = server
+        .post(
+            json!({ "query": "mutation($ch: String!, $r: String!) { completeSignIn(input: {challenge: $ch, recoveryCode: $r, rememberDevice: true}) { token knownDevice } }",
+                    "variables": { "ch": challenge, "r": recovery[0] } }),
+            None,
+        )
+        .await;
+    let device = body["data"]["completeSignIn"]["knownDevice"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gatehouse_sign_ins_total"), "{metrics}");
+    let (exited, log) = server.terminate();
+    assert!(exited);
+    assert!(
+        log.contains("second factor enabled"),
+        "the log was not captured: {log}"
+    );
+    assert!(
+        log.contains(&key_file.display().to_string()),
+        "the key file's place is logged"
+    );
+
+    let db = Database::connect(&url).await.unwrap();
+    let sealed = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT secret FROM totp_factors",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed: String = sealed.try_get_by_index(0).unwrap();
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let mut secrets = vec![secret, code, challenge, device, sealed];
+    secrets.push(key.trim()["k1:".len()..].to_owned());
+    secrets.extend(recovery.iter().cloned());
+    secrets.extend(recovery.iter().map(|c| c.replace('-', "")));
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+        assert!(
+            !metrics.contains(secret.as_str()),
+            "a secret reached /metrics"
+        );
+    }
+}
+
+/// A PostgreSQL node without the shared sealing key refuses to start, and
+/// says what to set, before it touches the database.
+#[test]
+fn a_postgres_node_without_a_sealing_key_refuses_to_start() {
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env_remove("GATEHOUSE_SECRET_KEY")
+        .env_remove("GATEHOUSE_SECRET_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GATEHOUSE_SECRET_KEY"), "{stderr}");
+    let bad = Command::new(BIN)
+        .arg("serve")
+        .env(
+            "GATEHOUSE_DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env("GATEHOUSE_SECRET_KEY", "k1:short")
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("key k1"), "{stderr}");
+    assert!(
+        !stderr.contains("k1:short"),
+        "the key's text is not echoed: {stderr}"
+    );
+}
