@@ -109,6 +109,30 @@ impl From<&session::Model> for SessionRecord {
     }
 }
 
+/// A known-device token as the client sent it: in the request, or in the
+/// cookie (which scripts cannot read).
+#[derive(Clone, Copy)]
+pub struct PresentedDevice<'a> {
+    pub token: &'a str,
+    pub in_cookie: bool,
+}
+
+impl<'a> PresentedDevice<'a> {
+    /// The token in the request's input if there is one, else the cookie's.
+    pub fn of(input: Option<&'a str>, client: &'a Client) -> Option<Self> {
+        let given = input.map(|token| Self {
+            token,
+            in_cookie: false,
+        });
+        given.or_else(|| {
+            client.known_device.as_deref().map(|token| Self {
+                token,
+                in_cookie: true,
+            })
+        })
+    }
+}
+
 /// Where a request came from, as it arrived. Only sign-ins record it, so it
 /// becomes a [`ClientInfo`] there and costs other requests nothing.
 #[derive(Default)]

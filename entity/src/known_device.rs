@@ -17,6 +17,9 @@ pub struct Model {
     /// Until when it may sign in without the second factor, if it was
     /// asked to be remembered after one.
     pub second_factor_until: Option<DateTimeUtc>,
+    /// Whether that skip holds only for the token in the cookie (`true`) or
+    /// only in the request (`false`): the transport it was handed out on.
+    pub second_factor_cookie: Option<bool>,
     /// The browser's `User-Agent` when it was remembered.
     pub user_agent: Option<String>,
 }

@@ -57,6 +57,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Whether the remembered token must come in the cookie (cookie
+        // mode) or in the request (token mode): where it was handed out.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(KnownDevices::Table)
+                    .add_column(boolean_null(KnownDevices::SecondFactorCookie))
+                    .to_owned(),
+            )
+            .await?;
         // Which browser it is, for the list its owner can revoke from.
         manager
             .alter_table(
@@ -169,6 +179,10 @@ impl MigrationTrait for Migration {
             ),
             (
                 KnownDevices::Table.into_iden(),
+                KnownDevices::SecondFactorCookie.into_iden(),
+            ),
+            (
+                KnownDevices::Table.into_iden(),
                 KnownDevices::SecondFactorUntil.into_iden(),
             ),
             (Sessions::Table.into_iden(), Sessions::Aal.into_iden()),
@@ -212,6 +226,7 @@ enum SecurityEvents {
 enum KnownDevices {
     Table,
     SecondFactorUntil,
+    SecondFactorCookie,
     UserAgent,
 }
 

@@ -5,6 +5,7 @@ use async_graphql::{Context, Object, Result};
 use axum::http::header;
 use uuid::Uuid;
 
+use crate::context::PresentedDevice;
 use crate::error::AppError;
 use crate::graphql::second_factor::second_proof;
 use crate::graphql::types::{
@@ -51,10 +52,7 @@ impl AccountMutation {
             email: &input.email,
             password: input.password,
             remember_me: input.remember_me,
-            device: input
-                .known_device
-                .as_deref()
-                .or(request.client.known_device.as_deref()),
+            device: PresentedDevice::of(input.known_device.as_deref(), &request.client),
         };
         let signed_in = auth_service(ctx)?
             .login(attempt, &client, request.now)

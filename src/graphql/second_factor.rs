@@ -4,12 +4,14 @@
 use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use crate::context::PresentedDevice;
 use crate::domain::recovery_code::RecoveryCode;
 use crate::error::AppError;
 use crate::graphql::types::{AuthPayload, Session, signed_in_payload};
 use crate::graphql::{any_level, auth_service, request, signed_in};
 use crate::measure;
 use crate::services::auth::{ChallengeAnswer, SecondProof};
+use crate::session_cookie::SessionCookie;
 
 /// Finishing a sign-in that asked for the second factor.
 #[derive(InputObject)]
@@ -105,10 +107,10 @@ impl SecondFactorMutation {
             challenge: &input.challenge,
             proof,
             remember_device: input.remember_device.unwrap_or(false),
-            device: input
-                .known_device
-                .as_deref()
-                .or(request.client.known_device.as_deref()),
+            // With cookies on, the device token lives in its HttpOnly cookie,
+            // and only the cookie may skip the factor later.
+            remember_in_cookie: ctx.data_opt::<SessionCookie>().is_some(),
+            device: PresentedDevice::of(input.known_device.as_deref(), &request.client),
         };
         let signed_in = auth_service(ctx)?
             .complete_sign_in(answer, &client, request.now)

@@ -51,6 +51,7 @@ pub async fn insert(
         created_at: ActiveValue::Set(now),
         last_used_at: ActiveValue::Set(now),
         second_factor_until: ActiveValue::Set(None),
+        second_factor_cookie: ActiveValue::Set(None),
         user_agent: ActiveValue::Set(None),
     };
     known_device::Entity::insert(row)
@@ -96,10 +97,15 @@ pub async fn remember_second_factor(
     hash: &TokenHash,
     user_id: Uuid,
     until: DateTime<Utc>,
+    in_cookie: bool,
     user_agent: Option<&str>,
 ) -> Result<(), DbErr> {
     known_device::Entity::update_many()
         .col_expr(known_device::Column::SecondFactorUntil, Expr::value(until))
+        .col_expr(
+            known_device::Column::SecondFactorCookie,
+            Expr::value(in_cookie),
+        )
         .col_expr(
             known_device::Column::UserAgent,
             Expr::value(user_agent.map(str::to_owned)),
@@ -111,15 +117,18 @@ pub async fn remember_second_factor(
         .map(drop)
 }
 
-/// Whether the device may skip the account's second factor at `now`.
+/// Whether the device may skip the account's second factor at `now`, its
+/// token having come in the cookie (`in_cookie`) or in the request.
 pub async fn skips_second_factor(
     db: &impl ConnectionTrait,
     hash: &TokenHash,
     user_id: Uuid,
+    in_cookie: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let found = known_device::Entity::find_by_id(hash.as_str())
         .filter(known_device::Column::UserId.eq(user_id))
+        .filter(known_device::Column::SecondFactorCookie.eq(in_cookie))
         .filter(known_device::Column::SecondFactorUntil.gt(now))
         .one(db)
         .await?;

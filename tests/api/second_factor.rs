@@ -576,3 +576,52 @@ async fn support_resets_the_factor_and_signs_everything_out() {
         .unwrap();
     assert!(!again.status.success());
 }
+
+#[tokio::test]
+async fn in_cookie_mode_only_the_cookie_skips_the_factor() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |s| {
+        s.web.session_cookie = true;
+        s.web.cookie_secure = false;
+    })
+    .await;
+    let user = enrolled(&app, &clock).await;
+    clock.set(clock.now() + TimeDelta::seconds(30));
+    let pending = challenge(&app, &user.email).await;
+    let vars = json!({ "ch": pending, "t": code(&user.secret, clock.now()), "rem": true });
+    let first = app.graphql(COMPLETE, vars, None).await;
+    let device = first.data("completeSignIn")["knownDevice"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set_cookies: Vec<String> = first
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("gatehouse_device={device}"))),
+        "{set_cookies:?}"
+    );
+    // Read by a script from the answer and sent in the request: not enough.
+    let by_script = login(&app, &user.email, Some(&device)).await;
+    assert_eq!(by_script.code(), "SECOND_FACTOR_REQUIRED");
+    // Sent by the browser in its cookie: remembered.
+    let by_cookie = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("cookie", format!("gatehouse_device={device}"))
+        .body(
+            json!({ "query": LOGIN, "variables": { "e": user.email, "p": PASSWORD } }).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body: Value = by_cookie.json().await.unwrap();
+    let methods = &body["data"]["login"]["session"]["methods"];
+    assert_eq!(methods, &json!(["PASSWORD", "REMEMBERED_DEVICE"]), "{body}");
+}

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::TransactionTrait;
 
-use crate::context::CurrentSession;
+use crate::context::{CurrentSession, PresentedDevice};
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::password::Password;
@@ -28,7 +28,7 @@ pub struct LoginAttempt<'a> {
     pub password: String,
     pub remember_me: bool,
     /// The known-device token the client holds, if any.
-    pub device: Option<&'a str>,
+    pub device: Option<PresentedDevice<'a>>,
 }
 
 impl AuthService {
@@ -45,7 +45,8 @@ impl AuthService {
         let email = Email::parse(attempt.email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_attempt(attempt.password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
-        let known = known_devices::recognise(&self.db, &email, attempt.device, now).await?;
+        let raw = attempt.device.map(|d| d.token);
+        let known = known_devices::recognise(&self.db, &email, raw, now).await?;
         let device = known.as_ref().map(DeviceToken::hash);
         let reservation = self
             .throttle
@@ -58,11 +59,13 @@ impl AuthService {
         let mut methods = vec![Method::Password];
         let requirement = self.second_factor.requirement;
         if requirement.asks_at_sign_in(user.second_factor_at.is_some()) {
-            let remembered = match &known {
-                Some(token) => {
-                    device_rows::skips_second_factor(&self.db, &token.hash(), user.id, now).await?
+            let remembered = match (&known, attempt.device) {
+                (Some(token), Some(presented)) => {
+                    let (hash, in_cookie) = (token.hash(), presented.in_cookie);
+                    device_rows::skips_second_factor(&self.db, &hash, user.id, in_cookie, now)
+                        .await?
                 }
-                None => false,
+                _ => false,
             };
             if !remembered {
                 return Err(self.challenge(&user, remember_me, now).await?);

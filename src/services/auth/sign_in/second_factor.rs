@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Opening;
 use super::totp::Stage;
+use crate::context::PresentedDevice;
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::recovery_code::RecoveryCode;
@@ -39,8 +40,12 @@ pub struct ChallengeAnswer<'a> {
     pub proof: SecondProof,
     /// Skip the second factor on this browser for `GATEHOUSE_REMEMBER_DEVICE`.
     pub remember_device: bool,
+    /// Whether the browser keeps its device token in the cookie (cookie
+    /// mode): then only the cookie may skip the factor, else only the token
+    /// sent in the request.
+    pub remember_in_cookie: bool,
     /// The known-device token the client holds, if any.
-    pub device: Option<&'a str>,
+    pub device: Option<PresentedDevice<'a>>,
 }
 
 impl AuthService {
@@ -127,19 +132,15 @@ impl AuthService {
         self.outbox.wake();
         let email =
             Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-        let known = known_devices::recognise(&self.db, &email, answer.device, now).await?;
+        let raw = answer.device.map(|d| d.token);
+        let known = known_devices::recognise(&self.db, &email, raw, now).await?;
         let device = known_devices::remember(&self.db, user.id, known, now).await?;
         if let (true, Some(lifetime)) = (answer.remember_device, self.second_factor.remember_device)
         {
-            let agent = client.user_agent.as_deref();
-            device_rows::remember_second_factor(
-                &self.db,
-                &device.hash(),
-                user.id,
-                now + lifetime,
-                agent,
-            )
-            .await?;
+            let (hash, until) = (device.hash(), now + lifetime);
+            let (in_cookie, agent) = (answer.remember_in_cookie, client.user_agent.as_deref());
+            device_rows::remember_second_factor(&self.db, &hash, user.id, until, in_cookie, agent)
+                .await?;
         }
         signed_in.device = Some(device);
         Ok(signed_in)
