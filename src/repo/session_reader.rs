@@ -303,7 +303,7 @@ impl PgReaders {
             rows.map_err(Arc::new).and_then(|rows| {
                 rows.iter()
                     .map(|row| {
-                        let hash: String = row.try_get(15)?;
+                        let hash: String = row.try_get("token_hash")?;
                         Ok((hash, pg_guard_row(row)?))
                     })
                     .collect::<Result<_, sqlx::Error>>()
