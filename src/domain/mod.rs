@@ -6,6 +6,7 @@ pub mod device;
 pub mod email;
 pub mod forwarded;
 pub mod password;
+pub mod password_quality;
 pub mod security_event;
 pub mod session_policy;
 pub mod throttle_policy;
