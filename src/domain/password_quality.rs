@@ -3,7 +3,9 @@
 //! account's own address. zxcvbn judges it, with its own compiled-in
 //! dictionaries and the address's words as the user's.
 
+use zxcvbn::Match;
 use zxcvbn::feedback::Suggestion;
+use zxcvbn::matching::patterns::MatchPattern;
 
 use crate::domain::password::Password;
 
@@ -82,7 +84,7 @@ pub fn judge(password: &Password, email: &str, min: MinScore) -> Result<(), Weak
     let warning = feedback
         .and_then(|f| f.warning())
         .map(|w| w.to_string())
-        .or_else(|| uses_the_address(&scored, &words).then(|| FROM_THE_ADDRESS.to_owned()));
+        .or_else(|| uses_the_address(entropy.sequence(), &words).then(|| FROM_THE_ADDRESS.into()));
     let mut suggestions: Vec<String> = feedback
         .map(|f| f.suggestions().iter().map(ToString::to_string).collect())
         .unwrap_or_default();
@@ -125,10 +127,13 @@ fn address_words(email: &str) -> Vec<String> {
     words
 }
 
-/// Whether the scored text contains one of the address's words.
-fn uses_the_address(scored: &str, words: &[String]) -> bool {
-    let scored = scored.to_lowercase();
-    words.iter().any(|word| scored.contains(word.as_str()))
+/// Whether zxcvbn's reading of the password has one of the address's words
+/// in it (as typed, reversed or in l33t).
+fn uses_the_address(sequence: &[Match], words: &[String]) -> bool {
+    sequence.iter().any(|m| match &m.pattern {
+        MatchPattern::Dictionary(word) => words.contains(&word.matched_word),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -174,6 +179,9 @@ mod tests {
             assert_eq!(weak.warning.as_deref(), Some(FROM_THE_ADDRESS), "{derived}");
         }
         assert!(judged("quokkazanzibar.net", "ada@quokkazanzibar.net").is_err());
+        // In l33t too.
+        let weak = judged("z4nz1b4r.quokk4", "zanzibar.quokka@example.com").unwrap_err();
+        assert_eq!(weak.warning.as_deref(), Some(FROM_THE_ADDRESS));
     }
 
     #[test]
