@@ -115,13 +115,14 @@ async fn admin<C: Subcommand>(args: &AdminArgs<C>) -> anyhow::Result<Admin> {
     let db = database::connect(&args.database).await?;
     database::schema_state(&db).await?.require_current()?;
     let params = args.hashing.params().map_err(anyhow::Error::msg)?;
+    let min_score = args.quality.min_score().map_err(anyhow::Error::msg)?;
     let mail = &args.mail;
     // The operator ends whatever has not ended yet, whatever this shell's
     // timeout settings are: no session may escape by a mismatch.
     let forever = SessionPolicy::new(FOREVER, FOREVER);
     Ok(Admin {
         db,
-        passwords: Passwords::new(params, 1).await?,
+        passwords: Passwords::new(params, 1, min_score).await?,
         notifier: SessionNotifier::default(),
         policies: SessionPolicies {
             standard: forever,
@@ -175,13 +176,24 @@ fn finish(output: Result<Value, AppError>, as_json: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
+            let weakness = match &err {
+                AppError::PasswordTooWeak(weak) => Some(weak),
+                _ => None,
+            };
             if as_json {
-                eprintln!(
-                    "{}",
-                    json!({ "code": err.code(), "message": err.message() })
-                );
+                let mut shown = json!({ "code": err.code(), "message": err.message() });
+                if let Some(weak) = weakness {
+                    shown["warning"] = json!(weak.warning);
+                    shown["suggestions"] = json!(weak.suggestions);
+                    shown["score"] = json!(weak.score);
+                    shown["minScore"] = json!(weak.min_score);
+                }
+                eprintln!("{shown}");
             } else {
                 eprintln!("gatehouse: {} ({})", err.message(), err.code());
+                for suggestion in weakness.iter().flat_map(|w| &w.suggestions) {
+                    eprintln!("  - {suggestion}");
+                }
             }
             ExitCode::FAILURE
         }

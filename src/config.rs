@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+use crate::domain::password_quality::MinScore;
 use crate::domain::second_factor::Requirement;
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy, SessionRules};
 use crate::domain::throttle_policy::{ThrottlePolicies, ThrottlePolicy};
@@ -64,6 +65,9 @@ pub struct AdminArgs<C: Subcommand> {
 
     #[command(flatten)]
     pub hashing: PasswordHashing,
+
+    #[command(flatten)]
+    pub quality: PasswordQuality,
 
     #[command(flatten)]
     pub mail: MailSettings,
@@ -184,6 +188,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub hashing: PasswordHashing,
+
+    #[command(flatten)]
+    pub quality: PasswordQuality,
 
     #[command(flatten)]
     pub mail: MailSettings,
@@ -451,6 +458,26 @@ impl PasswordHashing {
                 "GATEHOUSE_ARGON2_MEMORY_KIB/ITERATIONS/PARALLELISM are not valid argon2 parameters: {e}"
             )
         })
+    }
+}
+
+/// How hard to guess a new password must be (NIST SP 800-63B-4's blocklist).
+#[derive(Clone, Debug, Args)]
+pub struct PasswordQuality {
+    /// The lowest zxcvbn score, 0 to 4, that `register`, `changePassword`,
+    /// `resetPassword` and `gatehouse user create` accept; 0 turns the check
+    /// off. 3 is zxcvbn's own line ("safely unguessable": over 10^8
+    /// guesses). Sign-in never scores, so existing passwords keep working.
+    #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_SCORE", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub password_min_score: u8,
+}
+
+impl PasswordQuality {
+    /// The minimum score these settings describe.
+    pub fn min_score(&self) -> Result<MinScore, String> {
+        MinScore::new(self.password_min_score)
+            .map_err(|e| format!("GATEHOUSE_PASSWORD_MIN_SCORE (--password-min-score): {e}"))
     }
 }
 
@@ -740,6 +767,7 @@ impl Settings {
             }
         }
         self.hashing.params()?;
+        self.quality.min_score()?;
         self.mail.validate()?;
         if self.purge_interval < Duration::from_secs(1) {
             return Err("GATEHOUSE_PURGE_INTERVAL (--purge-interval) must be at least 1s".into());
@@ -878,6 +906,7 @@ mod tests {
         assert_eq!(s.absolute_timeout, Duration::from_secs(12 * 3600));
         assert_eq!(s.sessions.max_sessions_per_user, 100);
         assert_eq!(s.login_limits.signin_max_per_account, 30);
+        assert_eq!(s.quality.min_score(), MinScore::new(3));
         assert!(s.validate().is_ok());
     }
 
@@ -947,6 +976,23 @@ mod tests {
         assert!(three.mail_client.is_some());
         for bad in ["0", "-1", "none", ""] {
             assert!(limits(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_minimum_password_score_is_zero_to_four() {
+        let score = |value: &str| {
+            let flag = format!("--password-min-score={value}");
+            Cli::try_parse_from(["gatehouse", "serve", &flag]).map(|cli| match cli.command {
+                Command::Serve(s) => s.quality.min_score().unwrap(),
+                other => panic!("parsed as {other:?}"),
+            })
+        };
+        assert!(score("0").unwrap().is_off());
+        assert_eq!(score("4").unwrap().get(), 4);
+        for bad in ["5", "-1", "three"] {
+            let err = score(bad).unwrap_err().to_string();
+            assert!(err.contains("--password-min-score"), "{err}");
         }
     }
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use sea_orm::{DbErr, RuntimeErr};
 
 use crate::domain::query_limits::QueryLimit;
+use crate::domain::password_quality::Weakness;
 
 /// Why a request carries no valid session. Sent as `extensions.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,8 @@ pub enum AppError {
         fresh_age: i64,
     },
     BadUserInput(String),
+    /// A new password that zxcvbn scores under `GATEHOUSE_PASSWORD_MIN_SCORE`.
+    PasswordTooWeak(Box<Weakness>),
     EmailTaken,
     /// A reset token that is unknown, used, expired or replaced.
     InvalidResetToken,
@@ -156,6 +159,7 @@ impl AppError {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::ReauthenticationRequired { .. } => "REAUTHENTICATION_REQUIRED",
             Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::PasswordTooWeak(_) => "PASSWORD_TOO_WEAK",
             Self::EmailTaken => "EMAIL_TAKEN",
             Self::InvalidResetToken => "INVALID_RESET_TOKEN",
             Self::InvalidVerificationToken => "INVALID_VERIFICATION_TOKEN",
@@ -199,6 +203,10 @@ impl AppError {
             Self::BadUserInput(message)
             | Self::BadRequest(message)
             | Self::InvalidVariables(message) => message.clone(),
+            Self::PasswordTooWeak(weak) => match &weak.warning {
+                Some(warning) => format!("This password is too easy to guess. {warning}"),
+                None => "This password is too easy to guess.".into(),
+            },
             Self::EmailTaken => "An account with this email already exists".into(),
             Self::InvalidResetToken => {
                 "This reset link is not valid: it was used, replaced by a newer one, or has \
@@ -321,6 +329,7 @@ impl AppError {
             // Operation-level failures are ordinary GraphQL errors.
             Self::InvalidCredentials
             | Self::BadUserInput(_)
+            | Self::PasswordTooWeak(_)
             | Self::EmailTaken
             | Self::InvalidResetToken
             | Self::InvalidVerificationToken
@@ -491,6 +500,12 @@ impl From<AppError> for async_graphql::Error {
                     ext.set("methods", async_graphql::Value::List(methods));
                     ext.set("expiresAt", challenge.expires_at.to_rfc3339());
                 }
+                AppError::PasswordTooWeak(weak) => {
+                    ext.set("warning", weak.warning.clone());
+                    ext.set("suggestions", weak.suggestions.clone());
+                    ext.set("score", weak.score);
+                    ext.set("minScore", weak.min_score);
+                }
                 _ => {}
             }
         })
@@ -555,6 +570,12 @@ pub(crate) mod tests {
                 fresh_age: 600,
             },
             AppError::BadUserInput(String::new()),
+            AppError::PasswordTooWeak(Box::new(Weakness {
+                score: 0,
+                min_score: 3,
+                warning: None,
+                suggestions: vec![],
+            })),
             AppError::EmailTaken,
             AppError::InvalidResetToken,
             AppError::InvalidVerificationToken,

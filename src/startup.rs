@@ -74,7 +74,8 @@ impl Application {
         let second_factor = second_factor(&settings)?;
         let db = database::connect_and_migrate(&settings.database).await?;
         let params = settings.hashing.params().map_err(anyhow::Error::msg)?;
-        let passwords = Passwords::new(params, settings.hashing.hash_queue).await?;
+        let min_score = settings.quality.min_score().map_err(anyhow::Error::msg)?;
+        let passwords = Passwords::new(params, settings.hashing.hash_queue, min_score).await?;
         // Counting sign-ins takes at most half the pool.
         let throttle = LoginThrottle::new(
             db.clone(),

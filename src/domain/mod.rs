@@ -6,6 +6,7 @@ pub mod device;
 pub mod email;
 pub mod forwarded;
 pub mod password;
+pub mod password_quality;
 pub mod query_limits;
 pub mod recovery_code;
 pub mod second_factor;

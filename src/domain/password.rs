@@ -36,6 +36,17 @@ impl Password {
     pub fn expose(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// The text, for judging its quality.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+
+    /// A copy of the first `chars` characters: all that is judged of a
+    /// long one, so only that much is handed to another thread.
+    pub fn prefix(&self, chars: usize) -> Self {
+        Self(self.0.chars().take(chars).collect())
+    }
 }
 
 impl fmt::Debug for Password {

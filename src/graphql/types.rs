@@ -308,7 +308,8 @@ pub struct ChangePasswordPayload {
 pub struct RegisterInput {
     /// The sign-in address; it is trimmed and lower-cased.
     pub email: String,
-    /// 8 to 1024 characters.
+    /// 8 to 1024 characters, and not too easy to guess: a common password,
+    /// or one built from the address, is `PASSWORD_TOO_WEAK`.
     pub password: String,
 }
 
@@ -366,7 +367,8 @@ pub struct RevokeSessionInput {
 pub struct ChangePasswordInput {
     /// The password in use now.
     pub current_password: String,
-    /// The new password: 8 to 1024 characters.
+    /// The new password: 8 to 1024 characters, and not too easy to guess
+    /// (else `PASSWORD_TOO_WEAK`).
     pub new_password: String,
 }
 
@@ -382,7 +384,8 @@ pub struct RequestPasswordResetInput {
 pub struct ResetPasswordInput {
     /// The `ghr_…` token from the link in the reset e-mail.
     pub token: String,
-    /// The new password: 8 to 1024 characters.
+    /// The new password: 8 to 1024 characters, and not too easy to guess
+    /// (else `PASSWORD_TOO_WEAK`).
     pub new_password: String,
 }
 

@@ -51,6 +51,9 @@ impl Admin {
     ) -> Result<user::Model, AppError> {
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
         let password = Password::parse_new(password).map_err(AppError::BadUserInput)?;
+        self.passwords
+            .require_quality(&password, email.as_str())
+            .await?;
         let hash = self.passwords.hash(password).await?;
         let txn = self.db.begin().await?;
         let user = users::insert(&txn, &email, hash, now)

@@ -1,5 +1,6 @@
 //! argon2id hashing and verification, off the async workers and bounded to
-//! one hash per core, since each takes 19 MiB and tens of milliseconds.
+//! one hash per core, since each takes 19 MiB and tens of milliseconds; and
+//! the quality check of a new password, on the same threads and bounds.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::domain::password::Password;
+use crate::domain::password_quality::{self, MinScore, SCORED_CHARS};
 use crate::error::AppError;
 use crate::services::hash_pool::HashPool;
 
@@ -27,17 +29,21 @@ pub struct Passwords {
     pool: Arc<HashPool>,
     /// Verified against when the account is unknown, so both cases cost the same.
     dummy_hash: Arc<str>,
+    /// The lowest zxcvbn score a new password may have.
+    min_score: MinScore,
 }
 
 impl Passwords {
     /// Prepares the hasher, computing the dummy hash once. At most one hash
-    /// per core runs at once, and at most `queue` more wait.
-    pub async fn new(params: Params, queue: usize) -> anyhow::Result<Self> {
+    /// per core runs at once, and at most `queue` more wait. New passwords
+    /// must score at least `min_score`.
+    pub async fn new(params: Params, queue: usize, min_score: MinScore) -> anyhow::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut passwords = Self {
             params,
             pool: Arc::new(HashPool::new(cores, queue)?),
             dummy_hash: Arc::from(""),
+            min_score,
         };
         let dummy = Password::parse_attempt("gatehouse-dummy-password".into())
             .map_err(anyhow::Error::msg)?;
@@ -46,6 +52,13 @@ impl Passwords {
             .await
             .map_err(|e| anyhow::anyhow!("cannot compute the dummy hash: {e:?}"))?
             .into();
+        if !min_score.is_off() {
+            // zxcvbn builds its dictionaries on first use (15 ms): at
+            // start, not in the first sign-up.
+            let warm = passwords.run(|| Ok(zxcvbn::zxcvbn("gatehouse", &[]).score()));
+            warm.await
+                .map_err(|e| anyhow::anyhow!("cannot load zxcvbn: {e:?}"))?;
+        }
         Ok(passwords)
     }
 
@@ -53,6 +66,28 @@ impl Passwords {
     pub async fn hash(&self, password: Password) -> Result<String, AppError> {
         let argon = self.argon();
         self.run(move || new_hash(&argon, password.expose())).await
+    }
+
+    /// Refuses a new password that is too easy to guess for the account at
+    /// `email` (`PASSWORD_TOO_WEAK`, with zxcvbn's feedback). Only its first
+    /// [`SCORED_CHARS`] characters are judged, on a hashing thread: up to
+    /// tens of milliseconds for a hostile one, so it waits its turn like a
+    /// hash. The answer depends on nothing but the two, so it reveals
+    /// nothing about other accounts.
+    pub async fn require_quality(&self, password: &Password, email: &str) -> Result<(), AppError> {
+        if self.min_score.is_off() {
+            return Ok(());
+        }
+        let (scored, email, min) = (
+            password.prefix(SCORED_CHARS),
+            email.to_owned(),
+            self.min_score,
+        );
+        self.run(move || {
+            password_quality::judge(&scored, &email, min)
+                .map_err(|weak| AppError::PasswordTooWeak(Box::new(weak)))
+        })
+        .await
     }
 
     /// Checks `password` against `stored`. With no stored hash (an unknown

@@ -127,6 +127,10 @@ impl Recovery {
         let stored = email_tokens::find_usable(&self.db, &token, now)
             .await?
             .ok_or(AppError::InvalidResetToken)?;
+        // Judged against the address the link was sent to; the token stays usable.
+        self.passwords
+            .require_quality(&new_password, &stored.email)
+            .await?;
         if self.passwords.is_saturated() {
             return Err(AppError::Overloaded);
         }

@@ -12,13 +12,21 @@ use crate::helpers::{BIN, PASSWORD, TestApp, TestDatabase, spawn_app_on};
 /// Runs `gatehouse ARGS --json` on the app's database, with `stdin`;
 /// returns the exit code and the parsed output.
 fn gatehouse(app: &TestApp, args: &[&str], stdin: &str) -> (i32, Value) {
+    let (code, text) = run(app, &[args, &["--json"]].concat(), stdin, &[]);
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (code, value)
+}
+
+/// Runs `gatehouse ARGS` on the app's database, with `stdin` and `envs`;
+/// returns the exit code and stdout, or stderr if it failed.
+fn run(app: &TestApp, args: &[&str], stdin: &str, envs: &[(&str, &str)]) -> (i32, String) {
     let mail = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
         .args(args)
-        .arg("--json")
         .env("GATEHOUSE_DATABASE_URL", &app.database.url)
         .env("GATEHOUSE_MAIL_DIR", mail.path())
         .env_remove("RUST_LOG")
+        .envs(envs.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -37,9 +45,7 @@ fn gatehouse(app: &TestApp, args: &[&str], stdin: &str) -> (i32, Value) {
     } else {
         output.stderr
     };
-    let value = serde_json::from_slice(&text)
-        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&text)));
-    (code, value)
+    (code, String::from_utf8(text).unwrap())
 }
 
 #[tokio::test]
@@ -160,6 +166,41 @@ async fn no_sign_in_racing_a_disable_survives_it() {
     }
     // The account itself works again.
     app.login(&email, PASSWORD).await.data("login");
+}
+
+/// `gatehouse user create` judges the password as `register` does, says
+/// why it refused it, in JSON or to a person, exits 1 and creates nothing.
+#[tokio::test]
+async fn user_create_refuses_a_weak_password_and_says_why() {
+    let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
+    let email = "zanzibar.quokka@example.com";
+    let derived = "zanzibar.quokka2024\n";
+    let (code, refused) = gatehouse(&app, &["user", "create", email], derived);
+    assert_eq!(code, 1, "{refused}");
+    assert_eq!(refused["code"], "PASSWORD_TOO_WEAK");
+    let warning = refused["warning"].as_str().unwrap();
+    assert!(warning.contains("e-mail address"), "{refused}");
+    let suggestions = refused["suggestions"].as_array().unwrap();
+    assert!(!suggestions.is_empty(), "{refused}");
+    assert!(refused["score"].as_u64().unwrap() < refused["minScore"].as_u64().unwrap());
+
+    let (code, told) = run(&app, &["user", "create", email], "password1\n", &[]);
+    assert_eq!(code, 1, "{told}");
+    assert!(told.contains("(PASSWORD_TOO_WEAK)"), "{told}");
+    assert!(told.contains("This is a very common password."), "{told}");
+    assert!(told.contains("  - Add another word or two."), "{told}");
+    assert_eq!(
+        app.login(email, "password1").await.code(),
+        "INVALID_CREDENTIALS"
+    );
+    let (_, listed) = gatehouse(&app, &["user", "list"], "");
+    assert_eq!(listed, json!([]));
+
+    // The operator's minimum is the server's setting, and can be 0.
+    let off = [("GATEHOUSE_PASSWORD_MIN_SCORE", "0")];
+    let (code, created) = run(&app, &["user", "create", email, "--json"], derived, &off);
+    assert_eq!(code, 0, "{created}");
+    app.login(email, "zanzibar.quokka2024").await.data("login");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::Value;
 
-use crate::helpers::{BIN, TestDatabase};
+use crate::helpers::{BIN, SECRET_KEY, TestDatabase};
 
 fn gatehouse(url: &str, args: &[&str]) -> (i32, Value, String) {
     let mail = tempfile::tempdir().unwrap();
@@ -18,6 +18,7 @@ fn gatehouse(url: &str, args: &[&str]) -> (i32, Value, String) {
         .env("GATEHOUSE_DATABASE_URL", url)
         .env("GATEHOUSE_MAIL_DIR", mail.path())
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_SECRET_KEY", SECRET_KEY)
         .env_remove("RUST_LOG")
         .output()
         .expect("gatehouse runs");

@@ -1,7 +1,8 @@
 // The SPA example (examples/spa-client), compiled as it ships, runs its
 // flow against the real binary under short timeouts: it refreshes before
 // expiry while the user is active, lets an idle session lapse, stops at the
-// absolute cap, and works in trusted-documents mode.
+// absolute cap, says why a new password is too easy to guess, and works in
+// trusted-documents mode.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
@@ -9,9 +10,8 @@ import WebSocket from "ws";
 import { startGatehouse } from "./gatehouse.mjs";
 import { EXAMPLE, MANIFEST, PASSWORD, email, sleep, tokenFromMail } from "./support.mjs";
 
-const { GatehouseClient, ReauthenticationRequired, SignedOut } = await import(
-  resolve(EXAMPLE, "dist/client.js")
-);
+const { GatehouseClient, GatehouseError, PasswordTooWeak, ReauthenticationRequired, SignedOut } =
+  await import(resolve(EXAMPLE, "dist/client.js"));
 
 /** Records the operations the example sends, by name. */
 function recordOperations() {
@@ -99,6 +99,12 @@ describe("the SPA example", () => {
     await other.requestPasswordReset(address);
     await other.requestPasswordReset(email("nobody"));
     const reset = await tokenFromMail(server.mailDir, address, "ghr_");
+    // Too easy to guess: refused, and the link still works.
+    await assert.rejects(
+      other.resetPassword(reset, "password1"),
+      (e) => e instanceof PasswordTooWeak && e.advice.length > 1,
+    );
+    assert.equal((await client.me()).user.email, address);
     assert.equal(await other.resetPassword(reset, "a brand new passphrase"), address);
     // The signed-in tab is signed out, and says why.
     await assert.rejects(client.me(), (e) => e instanceof SignedOut && e.reason === "PASSWORD_RESET");
@@ -109,6 +115,34 @@ describe("the SPA example", () => {
       (e) => e.code === "INVALID_RESET_TOKEN",
     );
     other.forget();
+  });
+
+  test("tells the user why a new password is too easy to guess, and changes nothing", async () => {
+    const client = new GatehouseClient({ endpoint: server.url, onSignedOut: () => {} });
+    const address = email("spa-quality");
+    const weak = await client.register(address, "password1").then(
+      () => assert.fail("a common password was accepted"),
+      (e) => e,
+    );
+    assert.ok(weak instanceof PasswordTooWeak && weak instanceof GatehouseError);
+    assert.equal(weak.code, "PASSWORD_TOO_WEAK");
+    assert.equal(weak.warning, "This is a very common password.");
+    assert.ok(weak.suggestions.length > 0 && weak.suggestions.every((s) => typeof s === "string"));
+    assert.deepEqual(weak.advice, [weak.warning, ...weak.suggestions]);
+    assert.ok(weak.score < weak.minScore, `${weak.score} < ${weak.minScore}`);
+    assert.match(weak.message, /too easy to guess/);
+
+    await client.register(address, PASSWORD);
+    // Built from the address: refused, and the password stays as it was.
+    const derived = `${address.split("@")[0]}2024`;
+    await assert.rejects(
+      client.changePassword(PASSWORD, derived),
+      (e) => e instanceof PasswordTooWeak && /e-mail address/.test(e.warning),
+    );
+    await client.logout();
+    await client.login(address, PASSWORD);
+    assert.equal(await client.changePassword(PASSWORD, "a brand new passphrase"), 0);
+    await client.logout();
   });
 
   test("lets an idle user's session lapse without refreshing it", async () => {

@@ -1,6 +1,7 @@
 //! A sign-in for an unknown e-mail must be indistinguishable from a wrong
-//! password, and a reset request for an unknown e-mail from one for an
-//! account: same code, same message, same time.
+//! password, a reset request for an unknown e-mail from one for an
+//! account, and a sign-up with a weak password for a free address from one
+//! for a taken address: same code, same message, same time.
 
 use std::time::{Duration, Instant};
 
@@ -126,5 +127,49 @@ async fn time_reset_request(app: &TestApp, email: &str) -> Duration {
         .await;
     let took = started.elapsed();
     assert_eq!(reply.data("requestPasswordReset"), true);
+    took
+}
+
+/// A weak password is refused before the address is looked up, so a sign-up
+/// with one says nothing, in answer or in time, about whether the address
+/// has an account.
+#[tokio::test]
+async fn weak_sign_ups_take_the_same_time_for_taken_and_free_addresses() {
+    let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (mut free_times, mut taken_times) = (Vec::new(), Vec::new());
+        for i in 0..TRIES {
+            let taken = app.signed_in_user().await.0;
+            // The same shape as a taken one, so zxcvbn sees alike inputs.
+            let free = format!("user-{}@example.com", uuid::Uuid::new_v4());
+            if i % 2 == 0 {
+                free_times.push(time_weak_sign_up(&app, &free).await);
+                taken_times.push(time_weak_sign_up(&app, &taken).await);
+            } else {
+                taken_times.push(time_weak_sign_up(&app, &taken).await);
+                free_times.push(time_weak_sign_up(&app, &free).await);
+            }
+        }
+        let (free, taken) = (median(free_times), median(taken_times));
+        let (low, high) = (free.min(taken), free.max(taken));
+        let difference = (high - low).as_secs_f64() / high.as_secs_f64();
+        eprintln!("weak sign-up: free address {free:?}, taken {taken:?}");
+        if difference <= 0.20 {
+            return;
+        }
+        rounds.push(format!(
+            "{:.0}% (free {free:?}, taken {taken:?})",
+            difference * 100.0
+        ));
+    }
+    panic!("medians differ by more than 20% in every round: {rounds:?}");
+}
+
+async fn time_weak_sign_up(app: &TestApp, email: &str) -> Duration {
+    let started = Instant::now();
+    let reply = app.register(email, "password1").await;
+    let took = started.elapsed();
+    assert_eq!(reply.code(), "PASSWORD_TOO_WEAK", "{}", reply.body);
     took
 }

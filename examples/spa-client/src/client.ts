@@ -6,6 +6,7 @@ import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
   ChangeEmailDocument,
+  ChangePasswordDocument,
   DeleteAccountDocument,
   LoginDocument,
   LogoutDocument,
@@ -69,6 +70,32 @@ export class GatehouseError extends Error {
   }
 }
 
+/**
+ * Thrown on PASSWORD_TOO_WEAK by `register`, `changePassword` and
+ * `resetPassword`: the new password is common, patterned or built from the
+ * account's address. Show `advice` beside the password field and let the
+ * user try another; nothing was changed.
+ */
+export class PasswordTooWeak extends GatehouseError {
+  constructor(
+    message: string,
+    /** What makes it easy to guess, when zxcvbn can name it. */
+    readonly warning: string | null,
+    /** How to choose a better one; never empty. */
+    readonly suggestions: string[],
+    /** Its zxcvbn score (0 to 4), under the server's `minScore`. */
+    readonly score: number,
+    readonly minScore: number,
+  ) {
+    super("PASSWORD_TOO_WEAK", message);
+  }
+
+  /** The lines to show under the field: the warning, then each suggestion. */
+  get advice(): string[] {
+    return this.warning ? [this.warning, ...this.suggestions] : [...this.suggestions];
+  }
+}
+
 /** What to tell the user when a session ends. */
 export function explain(reason: SignOutReason): string {
   switch (reason) {
@@ -97,6 +124,10 @@ interface GraphQLError {
     reason?: SignOutReason;
     retryAfter?: number;
     authenticatedAt?: string;
+    warning?: string | null;
+    suggestions?: string[];
+    score?: number;
+    minScore?: number;
   };
 }
 
@@ -147,6 +178,7 @@ export class GatehouseClient {
     this.lastActivity = Date.now();
   }
 
+  /** Signs up and in; a weak password throws `PasswordTooWeak`. */
   async register(email: string, password: string): Promise<string> {
     const { register } = await this.request(RegisterDocument, { input: { email, password } });
     this.signedIn(register.token, register.session);
@@ -184,6 +216,17 @@ export class GatehouseClient {
     return revokeOtherSessions;
   }
 
+  /**
+   * Replaces the password and signs out every other session; returns how
+   * many. A weak new password throws `PasswordTooWeak` and changes nothing.
+   */
+  async changePassword(currentPassword: string, newPassword: string): Promise<number> {
+    const { changePassword } = await this.request(ChangePasswordDocument, {
+      input: { currentPassword, newPassword },
+    });
+    return changePassword.revokedSessions;
+  }
+
   /** Deletes the account for good; every session of it ends. */
   async deleteAccount(password: string): Promise<void> {
     await this.sensitive(() => this.request(DeleteAccountDocument, { input: { password } }));
@@ -218,7 +261,8 @@ export class GatehouseClient {
   /**
    * The page the reset link opens: sets the new password with the link's
    * token. Every session of the account ends, this tab's too; sign in
-   * again with the returned address.
+   * again with the returned address. A weak password throws
+   * `PasswordTooWeak`, and the link still works for a better one.
    */
   async resetPassword(token: string, newPassword: string): Promise<string> {
     const { resetPassword } = await this.request(ResetPasswordDocument, {
@@ -365,6 +409,16 @@ export class GatehouseClient {
     }
     if (error?.extensions?.code === "REAUTHENTICATION_REQUIRED") {
       throw new ReauthenticationRequired(error.extensions.authenticatedAt ?? "");
+    }
+    if (error?.extensions?.code === "PASSWORD_TOO_WEAK") {
+      const { warning, suggestions, score, minScore } = error.extensions;
+      throw new PasswordTooWeak(
+        error.message,
+        warning ?? null,
+        suggestions ?? [],
+        score ?? 0,
+        minScore ?? 0,
+      );
     }
     if (error || !result.data) {
       throw new GatehouseError(

@@ -42,6 +42,10 @@ impl AuthService {
         let password = Password::parse_new(password).map_err(AppError::BadUserInput)?;
         self.refuse_if_saturated()?;
         self.throttle.reserve_registration(client.ip, now).await?;
+        // Counted, then judged before the lookup: alike for every address.
+        self.passwords
+            .require_quality(&password, email.as_str())
+            .await?;
         // Checked before hashing so a taken address costs no argon2 slot; the
         // unique index still decides a race.
         if users::find_by_email(&self.db, &email).await?.is_some() {
@@ -95,6 +99,9 @@ impl AuthService {
     ) -> Result<PasswordChanged, AppError> {
         let new_password = Password::parse_new(new_password).map_err(AppError::BadUserInput)?;
         self.prove_password(current, current_password, client, now)
+            .await?;
+        self.passwords
+            .require_quality(&new_password, &current.account.email)
             .await?;
         let hash = self.passwords.hash(new_password).await?;
         let (txn, at) = self.claim(current, now).await?;
