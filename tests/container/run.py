@@ -10,8 +10,9 @@ without the part of the image it names:
   nothing in it but the binary and its /etc files;
 - on a named volume: it serves on 0.0.0.0:8080 (reached through a published
   port), not as root, and is healthy; register, login and `me` over HTTP;
-  the SQLite file and the .eml files land in the volume, owned by the
-  process's uid; `podman stop` (SIGTERM to PID 1) exits 0 at once;
+  `podman exec` runs the admin CLI; the SQLite file and the .eml files
+  land in the volume, owned by the process's uid; `podman stop` (SIGTERM
+  to PID 1) exits 0 at once;
 - restarted on the same volume, read-only, with no capabilities: the
   session from before still works;
 - on the host's PostgreSQL (GATEHOUSE_TEST_DATABASE_URL, as for
@@ -66,10 +67,10 @@ def check(condition, what, detail=""):
     say(f"  ok: {what}")
 
 
-def run(*args, check_rc=True, stdin=None):
-    """Runs a command, printing it; its stdout, or CheckFailed with stderr."""
+def run(*args, check_rc=True):
+    """Runs a command, printing it; CheckFailed with its stderr if it fails."""
     say("$ " + shlex.join(args))
-    done = subprocess.run(args, input=stdin, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True)
     if check_rc and done.returncode != 0:
         raise CheckFailed(f"{args[0]} exited {done.returncode}: {done.stderr.strip()}")
     return done
@@ -227,11 +228,12 @@ def check_image(image):
     try:
         with tempfile.TemporaryFile() as tar:
             say(f"$ podman export {name}")
-            subprocess.run(["podman", "export", name], stdout=tar, check=True)
+            if subprocess.run(["podman", "export", name], stdout=tar).returncode != 0:
+                raise CheckFailed(f"podman export {name} failed")
             tar.seek(0)
             files = {m.name.lstrip("./").rstrip("/"): m for m in tarfile.open(fileobj=tar)}
     finally:
-        podman("rm", "--force", name, check_rc=False)
+        podman("rm", "--force", "--volumes", name, check_rc=False)
     regular = sorted(path for path, m in files.items() if m.isfile() and m.size > 0)
     check(
         regular == ["etc/group", "etc/passwd", "usr/local/bin/gatehouse"],
