@@ -23,6 +23,7 @@ fi
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp -R container/rootfs "$context/rootfs"
+# SQLite writes its temporary files (large sorts, VACUUM) to /tmp.
 mkdir -m 1777 "$context/rootfs/tmp"
 mkdir -p "$context/owned" && mkdir -m 0700 "$context/owned/data"
 cp "$binary" "$context/gatehouse"
