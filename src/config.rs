@@ -14,7 +14,7 @@ use crate::domain::session_policy::{SessionPolicies, SessionPolicy, SessionRules
 use crate::domain::throttle_policy::{ThrottlePolicies, ThrottlePolicy};
 use crate::mail::templates::{Letters, TOKEN_PLACEHOLDER};
 
-/// `gatehouse serve | migrate | schema`.
+/// `gatehouse serve | migrate | schema | healthcheck | user | session`.
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about)]
 pub struct Cli {
@@ -52,7 +52,26 @@ pub enum Command {
     User(Box<AdminArgs<UserCommand>>),
     /// Manage sessions: revoke.
     Session(Box<AdminArgs<SessionCommand>>),
+    /// Exit 0 if the server on this host answers `GET /readyz` with 200,
+    /// else 1: a container's HEALTHCHECK, where there is no curl.
+    Healthcheck(HealthcheckArgs),
 }
+
+/// `gatehouse healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The address the server listens on, as `serve` reads it; an
+    /// unspecified address (0.0.0.0 or [::]) is probed on loopback.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Give up (unhealthy) after this long without an answer.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Where `serve` listens, and so where `healthcheck` looks, by default.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// What every admin command needs: the database, and how to print.
 #[derive(Debug, Args)]
@@ -131,7 +150,7 @@ pub enum Registration {
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
     /// Address to serve on.
-    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     #[command(flatten)]

@@ -2,7 +2,7 @@ use clap::Parser;
 use gatehouse::config::{Cli, Command};
 use std::process::ExitCode;
 
-use gatehouse::{cli, database, graphql, startup, telemetry};
+use gatehouse::{cli, database, graphql, http, startup, telemetry};
 
 /// glibc's malloc took a fifth of the CPU of a guarded request, mostly
 /// handing memory between threads; mimalloc keeps it per thread.
@@ -28,6 +28,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Schema => print!("{}", graphql::schema::sdl()),
         Command::User(args) => return cli::user(*args).await,
         Command::Session(args) => return cli::session(*args).await,
+        Command::Healthcheck(args) => {
+            if let Err(reason) = http::health::probe_ready(args.listen, args.timeout) {
+                eprintln!("unhealthy: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -139,6 +139,40 @@ async fn serve_runs_the_whole_path_and_again_after_a_restart() {
     assert!(second.terminate().0);
 }
 
+#[test]
+fn healthcheck_exits_0_only_when_readyz_answers_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&sqlite_url(&dir), "info");
+    let port = server.addr.rsplit(':').next().unwrap();
+    // As the container image runs it: the server's own GATEHOUSE_LISTEN,
+    // on every address, probed on loopback.
+    let everywhere = format!("0.0.0.0:{port}");
+    let healthy = gatehouse(&["healthcheck"], &[("GATEHOUSE_LISTEN", &everywhere)]);
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+    assert!(server.terminate().0);
+
+    // Something that accepts and never answers is not a healthy server.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let unhealthy = gatehouse(
+        &[
+            "healthcheck",
+            "--listen",
+            &silent_addr,
+            "--timeout",
+            "300ms",
+        ],
+        &[],
+    );
+    assert_eq!(unhealthy.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&unhealthy.stderr);
+    assert!(stderr.contains("unhealthy"), "{stderr}");
+}
+
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
