@@ -5,8 +5,8 @@ use async_graphql::ErrorExtensions;
 use axum::http::StatusCode;
 use sea_orm::{DbErr, RuntimeErr};
 
-use crate::domain::query_limits::QueryLimit;
 use crate::domain::password_quality::Weakness;
+use crate::domain::query_limits::QueryLimit;
 
 /// Why a request carries no valid session. Sent as `extensions.reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use uuid::Uuid;
+
 use crate::domain::token::TokenHash;
 
 /// Codes issued at a time.
@@ -65,9 +67,11 @@ impl RecoveryCode {
         &self.0
     }
 
-    /// The digest stored and looked up by.
-    pub fn hash(&self) -> TokenHash {
-        TokenHash::of(&self.0)
+    /// The digest stored and looked up by: of the code with its account's
+    /// id, so that a leaked table cannot be searched for every account's
+    /// codes at once.
+    pub fn hash(&self, owner: Uuid) -> TokenHash {
+        TokenHash::of(&format!("{owner}:{}", self.0))
     }
 }
 
@@ -92,7 +96,9 @@ mod tests {
         for code in &set {
             assert_eq!(code.expose().len(), 14);
             let parsed = RecoveryCode::parse(code.expose()).unwrap();
-            assert_eq!(parsed.hash().as_str(), code.hash().as_str());
+            let owner = Uuid::nil();
+            assert_eq!(parsed.hash(owner).as_str(), code.hash(owner).as_str());
+            assert_ne!(code.hash(owner).as_str(), code.hash(Uuid::max()).as_str());
         }
     }
 
@@ -106,7 +112,12 @@ mod tests {
             "ABCD-EFGH-JKOL",
         ] {
             let again = RecoveryCode::parse(typed).unwrap();
-            assert_eq!(again.hash().as_str(), code.hash().as_str(), "{typed:?}");
+            let owner = Uuid::nil();
+            assert_eq!(
+                again.hash(owner).as_str(),
+                code.hash(owner).as_str(),
+                "{typed:?}"
+            );
         }
         for bad in [
             "",

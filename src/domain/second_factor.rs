@@ -143,13 +143,12 @@ impl Requirement {
     /// What a session at `level` on an account with (or without) a factor
     /// may not do yet, if anything.
     pub fn restriction(self, has_factor: bool, level: Level) -> Option<Restriction> {
-        if level == Level::Aal2 {
-            return None;
-        }
-        match (self, has_factor) {
-            (Self::Off, _) | (Self::Enrolled, false) => None,
-            (_, true) => Some(Restriction::ProveFactor),
-            (Self::All, false) => Some(Restriction::Enrol),
+        match (self, has_factor, level) {
+            (Self::Off, _, _) | (Self::Enrolled, false, _) => None,
+            // No factor to have proven, whatever the session proved before.
+            (Self::All, false, _) => Some(Restriction::Enrol),
+            (_, true, Level::Aal1) => Some(Restriction::ProveFactor),
+            (_, true, Level::Aal2) => None,
         }
     }
 }
@@ -203,6 +202,7 @@ mod tests {
         );
         assert_eq!(Enrolled.restriction(true, Aal2), None);
         assert_eq!(All.restriction(false, Aal1), Some(Restriction::Enrol));
+        assert_eq!(All.restriction(false, Aal2), Some(Restriction::Enrol));
         assert_eq!(All.restriction(true, Aal1), Some(Restriction::ProveFactor));
         assert_eq!(All.restriction(true, Aal2), None);
         assert!(!Off.asks_at_sign_in(true));

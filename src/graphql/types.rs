@@ -734,14 +734,16 @@ pub fn signed_in_payload(
     signed_in: SignedIn,
     now: DateTime<Utc>,
 ) -> AuthPayload {
-    let payload = AuthPayload::new(signed_in);
+    let mut payload = AuthPayload::new(signed_in);
     if let Some(cookie) = ctx.data_opt::<SessionCookie>() {
         let max_age = (payload.session.absolute_expires_at - now).num_seconds();
         if let Some(value) = cookie.set(&payload.token, max_age) {
             ctx.append_http_header(axum::http::header::SET_COOKIE, value);
         }
-        let device = payload.known_device.as_deref();
-        if let Some(value) = device.and_then(|d| cookie.set_device(d, DEVICE_MAX_AGE)) {
+        // The device token lives in its HttpOnly cookie only, out of
+        // scripts' reach: a remembered browser is bound to it.
+        let device = payload.known_device.take();
+        if let Some(value) = device.and_then(|d| cookie.set_device(&d, DEVICE_MAX_AGE)) {
             ctx.append_http_header(axum::http::header::SET_COOKIE, value);
         }
     }

@@ -17,6 +17,8 @@ pub struct Letter {
 /// What happened to an account's second factor.
 #[derive(Clone, Copy, Debug)]
 pub enum SecondFactorNotice {
+    Enabled,
+    CodesReplaced,
     RecoveryCodeUsed { remaining: u64 },
     Removed,
     ResetBySupport,
@@ -131,6 +133,20 @@ impl Letters {
     pub fn second_factor_notice(&self, to: &str, notice: SecondFactorNotice) -> Letter {
         let product = &self.product;
         let (subject, what) = match notice {
+            SecondFactorNotice::Enabled => (
+                format!("Two-step sign-in was turned on for {product}"),
+                format!(
+                    "Two-step sign-in was turned on for your {product} account: signing in \
+                     now needs a code from an authenticator app as well as the password."
+                ),
+            ),
+            SecondFactorNotice::CodesReplaced => (
+                format!("New recovery codes for {product}"),
+                format!(
+                    "New recovery codes were made for your {product} account; the old ones \
+                     no longer work."
+                ),
+            ),
             SecondFactorNotice::RecoveryCodeUsed { remaining } => (
                 format!("A recovery code was used to sign in to {product}"),
                 format!(
@@ -150,10 +166,17 @@ impl Letters {
                 ),
             ),
         };
-        let advice = format!(
-            "If it was not you, reset your password at once, then turn two-step sign-in \
-             on again, and contact {product} support."
-        );
+        let advice = match notice {
+            SecondFactorNotice::Enabled | SecondFactorNotice::CodesReplaced => format!(
+                "If it was not you, someone has your password and a signed-in session: \
+                 reset your password at once, and contact {product} support to have the \
+                 second factor reset."
+            ),
+            _ => format!(
+                "If it was not you, reset your password at once, then turn two-step \
+                 sign-in on again, and contact {product} support."
+            ),
+        };
         Letter {
             to: to.to_owned(),
             subject,

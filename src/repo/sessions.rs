@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domain::client::ClientInfo;
-use crate::domain::second_factor::Methods;
+use crate::domain::second_factor::{Method, Methods};
 use crate::domain::session_policy::{SessionPolicies, SessionPolicy};
 use crate::domain::token::TokenHash;
 
@@ -219,6 +219,20 @@ pub async fn set_methods(
         .col_expr(session::Column::Methods, Expr::value(methods.to_string()))
         .col_expr(session::Column::Aal, Expr::value(methods.level() as i16))
         .filter(session::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(drop)
+}
+
+/// Forgets what the account's sessions proved of a second factor that is
+/// gone: they stand on their password alone (AAL1) from now.
+pub async fn forget_second_factor(db: &impl ConnectionTrait, user_id: Uuid) -> Result<(), DbErr> {
+    let password = Methods::of(&[Method::Password]);
+    session::Entity::update_many()
+        .col_expr(session::Column::Methods, Expr::value(password.to_string()))
+        .col_expr(session::Column::Aal, Expr::value(password.level() as i16))
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::Aal.gt(password.level() as i16))
         .exec(db)
         .await
         .map(drop)

@@ -50,12 +50,17 @@ pub async fn consume(
     Ok(result.rows_affected == 1)
 }
 
-/// Counts a wrong code against the challenge.
+/// Gives a challenge that [`consume`] took back to its client, counting
+/// the wrong code that was given for it.
 pub async fn fail(db: &impl ConnectionTrait, hash: &TokenHash) -> Result<(), DbErr> {
     sign_in_challenge::Entity::update_many()
         .col_expr(
             sign_in_challenge::Column::Failures,
             Expr::col(sign_in_challenge::Column::Failures).add(1),
+        )
+        .col_expr(
+            sign_in_challenge::Column::UsedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(sign_in_challenge::Column::TokenHash.eq(hash.as_str()))
         .exec(db)

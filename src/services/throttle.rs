@@ -129,16 +129,23 @@ impl LoginThrottle {
 
     /// Counts a second-factor code for `user` from `ip`, before it is
     /// checked, or refuses it with `RATE_LIMITED` while either is locked.
-    /// A right code gives it back through [`LoginThrottle::succeeded`].
+    /// A code given on a session (step-up, enrolment) counts against that
+    /// session alone, as its passwords do: a stolen session cannot lock its
+    /// owner's sign-in. See [`LoginThrottle::code_succeeded`].
     pub async fn reserve_code(
         &self,
         user: Uuid,
         ip: Option<IpAddr>,
+        on_session: Option<Uuid>,
         now: DateTime<Utc>,
     ) -> Result<Reservation, AppError> {
-        let account = format!("code:{user}");
+        let account = match on_session {
+            Some(id) => format!("{SESSION_CODE}{id}"),
+            None => format!("code:{user}"),
+        };
         let address = ip
             .zip(self.policies.code_address)
+            .filter(|_| on_session.is_none())
             .map(|(ip, policy)| (address_key("code-ip", ip), policy));
         let mut keys = vec![(account.clone(), self.policies.code_account)];
         keys.extend(address.clone());
@@ -147,6 +154,23 @@ impl LoginThrottle {
             account,
             address: address.map(|(key, _)| key),
         })
+    }
+
+    /// The code was right: the address gets its attempt back, and a
+    /// session's own count is forgotten. The account's count stays, so the
+    /// owner's right codes never wash away a guesser's wrong ones; it fades
+    /// after a window without attempts, or at a password reset.
+    pub async fn code_succeeded(&self, reservation: Reservation) -> Result<(), AppError> {
+        self.bounded(async {
+            if reservation.account.starts_with(SESSION_CODE) {
+                throttles::clear(&self.db, &reservation.account).await?;
+            }
+            if let Some(address) = &reservation.address {
+                throttles::give_back(&self.db, address).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Counts a successful sign-in of `user`, or refuses it with
@@ -214,6 +238,8 @@ impl LoginThrottle {
     pub async fn forgive(&self, email: &Email, user: Uuid) -> Result<(), AppError> {
         self.bounded(async {
             throttles::clear(&self.db, &account_key(email)).await?;
+            // Whoever guessed codes with the old password is shut out now.
+            throttles::clear(&self.db, &format!("code:{user}")).await?;
             Ok(throttles::clear(&self.db, &signin_key(user)).await?)
         })
         .await
@@ -323,6 +349,9 @@ fn address_key(kind: &str, ip: IpAddr) -> String {
         }
     }
 }
+
+/// The prefix of a session's own count of second-factor codes.
+const SESSION_CODE: &str = "code-session:";
 
 fn key_kind(key: &str) -> &str {
     key.split(':').next().unwrap_or_default()

@@ -83,6 +83,8 @@ async fn enrolled(app: &TestApp, clock: &Clock) -> Enrolled {
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
+    let told = app.mail.nth_to(&email, 2).await;
+    assert!(told.subject.contains("turned on"), "{}", told.subject);
     Enrolled {
         email,
         token,
@@ -284,7 +286,7 @@ async fn one_recovery_code_used_twice_at_once_opens_one_session() {
     let me = app.graphql(STATUS, json!({}), Some(token)).await;
     assert_eq!(me.data("me")["secondFactor"]["recoveryCodesLeft"], 9);
     // Its owner is told.
-    let notice = app.mail.nth_to(&user.email, 2).await;
+    let notice = app.mail.nth_to(&user.email, 3).await;
     assert!(
         notice.subject.contains("recovery code"),
         "{}",
@@ -309,7 +311,7 @@ async fn a_password_reset_does_not_skip_the_factor() {
     )
     .await
     .data("requestPasswordReset");
-    let link = app.mail.nth_to(&user.email, 2).await.token("ghr_");
+    let link = app.mail.nth_to(&user.email, 3).await.token("ghr_");
     let new_password = "an entirely new passphrase";
     app.graphql(
         "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { email } }",
@@ -524,7 +526,7 @@ async fn removing_the_factor_needs_a_fresh_code_and_is_told() {
     )
     .await
     .data("removeSecondFactor");
-    let notice = app.mail.nth_to(&user.email, 3).await;
+    let notice = app.mail.nth_to(&user.email, 4).await;
     assert!(notice.subject.contains("turned off"), "{}", notice.subject);
     login(&app, &user.email, None).await.data("login");
 }
@@ -566,7 +568,7 @@ async fn support_resets_the_factor_and_signs_everything_out() {
     assert_eq!(report["revokedSessions"], 1);
     app.me(&user.token).await.assert_unauthenticated("REVOKED");
     login(&app, &user.email, None).await.data("login");
-    let notice = app.mail.nth_to(&user.email, 2).await;
+    let notice = app.mail.nth_to(&user.email, 3).await;
     assert!(notice.subject.contains("support"), "{}", notice.subject);
     // Nothing left to reset.
     let again = std::process::Command::new(crate::helpers::BIN)
@@ -590,23 +592,19 @@ async fn in_cookie_mode_only_the_cookie_skips_the_factor() {
     let pending = challenge(&app, &user.email).await;
     let vars = json!({ "ch": pending, "t": code(&user.secret, clock.now()), "rem": true });
     let first = app.graphql(COMPLETE, vars, None).await;
-    let device = first.data("completeSignIn")["knownDevice"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let set_cookies: Vec<String> = first
+    // Scripts never see the device token: only its HttpOnly cookie holds it.
+    assert!(first.data("completeSignIn")["knownDevice"].is_null());
+    let device = first
         .headers
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    assert!(
-        set_cookies
-            .iter()
-            .any(|c| c.starts_with(&format!("gatehouse_device={device}"))),
-        "{set_cookies:?}"
-    );
-    // Read by a script from the answer and sent in the request: not enough.
+        .find_map(|c| {
+            let value = c.strip_prefix("gatehouse_device=")?;
+            Some(value.split(';').next()?.to_owned())
+        })
+        .expect("a device cookie");
+    // The cookie's value, leaked and sent in the request: not enough.
     let by_script = login(&app, &user.email, Some(&device)).await;
     assert_eq!(by_script.code(), "SECOND_FACTOR_REQUIRED");
     // Sent by the browser in its cookie: remembered.
@@ -624,4 +622,133 @@ async fn in_cookie_mode_only_the_cookie_skips_the_factor() {
     let body: Value = by_cookie.json().await.unwrap();
     let methods = &body["data"]["login"]["session"]["methods"];
     assert_eq!(methods, &json!(["PASSWORD", "REMEMBERED_DEVICE"]), "{body}");
+}
+
+#[tokio::test]
+async fn changing_the_password_does_not_stand_in_for_a_code() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |_| {}).await;
+    let user = enrolled(&app, &clock).await;
+    clock.set(clock.now() + TimeDelta::minutes(11));
+    let changed = app
+        .change_password(&user.token, PASSWORD, "a thief's own passphrase")
+        .await;
+    changed.data("changePassword");
+    for removal in [
+        "mutation { removeSecondFactor }",
+        "mutation { regenerateRecoveryCodes { recoveryCodes } }",
+    ] {
+        let reply = app.graphql(removal, json!({}), Some(&user.token)).await;
+        assert_eq!(reply.code(), "REAUTHENTICATION_REQUIRED", "{removal}");
+    }
+}
+
+#[tokio::test]
+async fn a_stolen_session_cannot_lock_the_owners_codes() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |_| {}).await;
+    let (email, token, _) = app.signed_in_user().await;
+    let thief = login(&app, &email, None).await;
+    let thief = thief.data("login")["token"].as_str().unwrap().to_owned();
+    let begun = app.graphql(BEGIN, json!({}), Some(&token)).await;
+    let secret = begun.data("beginTotpEnrolment")["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let confirm = json!({ "c": code(&secret, clock.now()) });
+    app.graphql(CONFIRM, confirm, Some(&token))
+        .await
+        .data("confirmTotpEnrolment");
+    // Nothing is waiting: refused before any code is counted.
+    for _ in 0..6 {
+        let reply = app
+            .graphql(CONFIRM, json!({ "c": "000000" }), Some(&thief))
+            .await;
+        assert_eq!(reply.code(), "ENROLMENT_EXPIRED");
+    }
+    // Step-ups on the stolen session count against that session alone.
+    for _ in 0..6 {
+        let vars = json!({ "p": PASSWORD, "t": "000000" });
+        app.graphql(STEP_UP, vars, Some(&thief)).await;
+    }
+    let vars = json!({ "p": PASSWORD, "t": "000000" });
+    assert_eq!(
+        app.graphql(STEP_UP, vars, Some(&thief)).await.code(),
+        "RATE_LIMITED"
+    );
+    clock.set(clock.now() + TimeDelta::seconds(30));
+    let pending = challenge(&app, &email).await;
+    let owner = complete(&app, &pending, Some(&code(&secret, clock.now())), None).await;
+    owner.data("completeSignIn");
+}
+
+#[tokio::test]
+async fn the_owners_right_code_does_not_wash_away_a_guessers_wrong_ones() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |_| {}).await;
+    let user = enrolled(&app, &clock).await;
+    for _ in 0..2 {
+        let pending = challenge(&app, &user.email).await;
+        for _ in 0..2 {
+            let wrong = complete(&app, &pending, None, Some("aaaa-aaaa-aaaa")).await;
+            assert_eq!(wrong.code(), "INVALID_SECOND_FACTOR");
+        }
+    }
+    clock.set(clock.now() + TimeDelta::seconds(30));
+    let pending = challenge(&app, &user.email).await;
+    let owner = complete(&app, &pending, Some(&code(&user.secret, clock.now())), None).await;
+    owner.data("completeSignIn");
+    // Four wrong and one right make five: the next code waits for the lock.
+    let pending = challenge(&app, &user.email).await;
+    let next = complete(&app, &pending, None, Some("aaaa-aaaa-aaaa")).await;
+    assert_eq!(next.code(), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn wrong_codes_at_once_spend_a_challenge_after_three() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |s| s.login_limits.code_max_failures = 100).await;
+    let user = enrolled(&app, &clock).await;
+    let pending = challenge(&app, &user.email).await;
+    let guesses = (0..20).map(|_| complete(&app, &pending, None, Some("aaaa-aaaa-aaaa")));
+    let replies = join_all(guesses).await;
+    let checked = replies
+        .iter()
+        .filter(|r| r.code() == "INVALID_SECOND_FACTOR")
+        .count();
+    assert_eq!(
+        checked,
+        3,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| r.code().to_owned())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn under_all_removing_the_factor_restricts_every_session_again() {
+    let clock = Clock::manual(start());
+    let app = app_at(&clock, |s| {
+        s.second_factor.require_second_factor = Requirement::All
+    })
+    .await;
+    let user = enrolled(&app, &clock).await;
+    app.graphql("{ me { sessions { id } } }", json!({}), Some(&user.token))
+        .await
+        .data("me");
+    app.graphql(
+        "mutation { removeSecondFactor }",
+        json!({}),
+        Some(&user.token),
+    )
+    .await
+    .data("removeSecondFactor");
+    let me = app.graphql(STATUS, json!({}), Some(&user.token)).await;
+    assert_eq!(me.data("me")["session"]["assuranceLevel"], "AAL1");
+    let reply = app
+        .graphql("{ me { sessions { id } } }", json!({}), Some(&user.token))
+        .await;
+    assert_eq!(reply.code(), "SECOND_FACTOR_ENROLMENT_REQUIRED");
 }

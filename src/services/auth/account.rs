@@ -86,7 +86,8 @@ impl AuthService {
 
     /// Replaces the caller's password after checking the current one, and
     /// signs out every other session; the caller's own stays, and counts as
-    /// freshly authenticated. A wrong current password counts against the
+    /// freshly authenticated unless the account's second factor is asked
+    /// for (then only a step-up with a code does that). A wrong current password counts against the
     /// session under the account's limits, so a stolen session is no free
     /// oracle for it, and strangers' guesses cannot block its owner.
     pub async fn change_password(
@@ -112,7 +113,13 @@ impl AuthService {
         device_rows::forget_all(&txn, user).await?;
         // A move of address asked for with the old password is cancelled.
         email_tokens::consume_changes(&txn, user, &current.account.email, at).await?;
-        sessions::set_authenticated(&txn, keep, policies, at).await?;
+        // Where a code is asked for, a password alone makes no session
+        // fresh: changing it must not stand in for a step-up.
+        let factor = current.account.second_factor;
+        let freshens = !self.second_factor.requirement.asks_at_sign_in(factor);
+        if freshens {
+            sessions::set_authenticated(&txn, keep, policies, at).await?;
+        }
         let revoked =
             sessions::revoke_others(&txn, user, keep, policies, Revocation::PasswordChange, at)
                 .await?;
@@ -134,7 +141,9 @@ impl AuthService {
             tracing::warn!(error = ?err, "could not clear sign-ins after a password change");
         }
         let mut session = current.session.clone();
-        session.authenticated_at = at;
+        if freshens {
+            session.authenticated_at = at;
+        }
         Ok(PasswordChanged {
             session: self.current(current.account.clone(), session),
             revoked_sessions: revoked.len() as u64,

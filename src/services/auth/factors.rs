@@ -2,7 +2,7 @@
 //! removing it, and the browsers remembered after it.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use entity::known_device;
+use entity::{known_device, totp_factor};
 use qrcode::QrCode;
 use qrcode::render::svg;
 use sea_orm::DatabaseTransaction;
@@ -91,18 +91,19 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<(CurrentSession, Vec<RecoveryCode>), AppError> {
         let user = current.account.id;
-        let reservation = self.throttle.reserve_code(user, client.ip, now).await?;
-        let (txn, at) = self.claim(current, now).await?;
-        let stage = Stage::Pending {
-            since: at - ENROLMENT_LIFETIME,
-        };
-        if totp_factors::find(&txn, user)
+        // Nothing waiting costs no attempt: only a real code is counted.
+        let since = now - ENROLMENT_LIFETIME;
+        let waiting = |f: &totp_factor::Model| f.confirmed_at.is_none() && f.created_at > since;
+        if !totp_factors::find(&self.db, user)
             .await?
-            .is_none_or(|f| f.confirmed_at.is_some())
+            .is_some_and(|f| waiting(&f))
         {
-            txn.rollback().await?;
             return Err(AppError::EnrolmentExpired);
         }
+        let on = Some(current.session.id);
+        let reservation = self.throttle.reserve_code(user, client.ip, on, now).await?;
+        let (txn, at) = self.claim(current, now).await?;
+        let stage = Stage::Pending { since };
         if !self.accept_totp(&txn, user, code, stage, at).await? {
             txn.rollback().await?;
             return Err(AppError::InvalidSecondFactor);
@@ -116,8 +117,13 @@ impl AuthService {
             .client(client)
             .methods(&methods);
         security_events::insert(&txn, vec![event]).await?;
+        let (email, notice) = (&current.account.email, SecondFactorNotice::Enabled);
+        self.outbox
+            .queue_second_factor_notice(&txn, email, notice, at)
+            .await?;
         txn.commit().await?;
-        self.throttle.succeeded(reservation).await?;
+        self.outbox.wake();
+        self.throttle.code_succeeded(reservation).await?;
         tracing::info!(user_id = %user, "second factor enabled");
         let mut account = current.account.clone();
         account.second_factor = true;
@@ -154,7 +160,12 @@ impl AuthService {
         )
         .client(client);
         security_events::insert(&txn, vec![event]).await?;
+        let (email, notice) = (&current.account.email, SecondFactorNotice::CodesReplaced);
+        self.outbox
+            .queue_second_factor_notice(&txn, email, notice, at)
+            .await?;
         txn.commit().await?;
+        self.outbox.wake();
         tracing::info!(user_id = %user, "recovery codes regenerated");
         Ok(codes)
     }
@@ -238,7 +249,7 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<Vec<RecoveryCode>, AppError> {
         let codes = RecoveryCode::generate_set().map_err(AppError::internal)?;
-        let hashes: Vec<TokenHash> = codes.iter().map(RecoveryCode::hash).collect();
+        let hashes: Vec<TokenHash> = codes.iter().map(|c| c.hash(user)).collect();
         recovery_codes::replace(txn, user, &hashes, now).await?;
         Ok(codes)
     }
@@ -269,6 +280,8 @@ pub async fn end_factor(
     totp_factors::delete(txn, user).await?;
     recovery_codes::delete_all(txn, user).await?;
     device_rows::forget_second_factor(txn, user, None).await?;
+    // What sessions proved of this factor proves nothing of a next one.
+    sessions::forget_second_factor(txn, user).await?;
     users::set_second_factor(txn, user, None, now).await?;
     outbox
         .queue_second_factor_notice(txn, email, notice, now)

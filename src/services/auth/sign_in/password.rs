@@ -105,7 +105,14 @@ impl AuthService {
         let reservation = match (&second, asked) {
             (None, true) => return Err(AppError::Aal2Required),
             (Some(_), _) if !has_factor => return Err(AppError::SecondFactorNotEnabled),
-            (Some(_), _) => Some(self.throttle.reserve_code(user.id, client.ip, now).await?),
+            (Some(_), _) => {
+                let on = Some(current.session.id);
+                Some(
+                    self.throttle
+                        .reserve_code(user.id, client.ip, on, now)
+                        .await?,
+                )
+            }
             (None, false) => None,
         };
         let (txn, at) = self.claim(current, now).await?;
@@ -127,7 +134,7 @@ impl AuthService {
         security_events::insert(&txn, vec![event]).await?;
         txn.commit().await?;
         if let Some(reservation) = reservation {
-            self.throttle.succeeded(reservation).await?;
+            self.throttle.code_succeeded(reservation).await?;
             self.outbox.wake();
         }
         tracing::info!(user_id = %user.id, session_id = %id, %methods, "reauthenticated");

@@ -105,7 +105,10 @@ impl AuthService {
         if user.disabled_at.is_some() {
             return Err(AppError::AccountDisabled);
         }
-        let reservation = self.throttle.reserve_code(user.id, client.ip, now).await?;
+        let reservation = self
+            .throttle
+            .reserve_code(user.id, client.ip, None, now)
+            .await?;
         let txn = self.db.begin().await?;
         // Used up in the transaction that opens the session: of two right
         // answers at once, one opens it; a wrong one gives it back.
@@ -114,8 +117,10 @@ impl AuthService {
             return Err(AppError::InvalidChallenge);
         }
         let Some(method) = self.prove_second(&txn, &user, &answer.proof, now).await? else {
-            txn.rollback().await?;
-            sign_in_challenges::fail(&self.db, &hash).await?;
+            // Counted in the transaction that held the challenge, so wrong
+            // codes sent at once cannot each see it unspent.
+            sign_in_challenges::fail(&txn, &hash).await?;
+            txn.commit().await?;
             tracing::info!(user_id = %user.id, "wrong second-factor code at sign-in");
             return Err(AppError::InvalidSecondFactor);
         };
@@ -128,7 +133,7 @@ impl AuthService {
             client,
         };
         let mut signed_in = self.open_session(txn, opening, now).await?;
-        self.throttle.succeeded(reservation).await?;
+        self.throttle.code_succeeded(reservation).await?;
         self.outbox.wake();
         let email =
             Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
@@ -165,7 +170,7 @@ impl AuthService {
                 let Some(code) = RecoveryCode::parse(typed) else {
                     return Ok(None);
                 };
-                if !recovery_codes::use_code(txn, user.id, &code.hash(), now).await? {
+                if !recovery_codes::use_code(txn, user.id, &code.hash(user.id), now).await? {
                     return Ok(None);
                 }
                 self.tell_recovery_code_used(txn, user.id, &user.email, now)
