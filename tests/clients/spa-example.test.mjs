@@ -7,11 +7,18 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { resolve } from "node:path";
 import WebSocket from "ws";
+import * as OTPAuth from "otpauth";
 import { startGatehouse } from "./gatehouse.mjs";
 import { EXAMPLE, MANIFEST, PASSWORD, email, sleep, tokenFromMail } from "./support.mjs";
 
-const { GatehouseClient, GatehouseError, PasswordTooWeak, ReauthenticationRequired, SignedOut } =
-  await import(resolve(EXAMPLE, "dist/client.js"));
+const {
+  GatehouseClient,
+  GatehouseError,
+  PasswordTooWeak,
+  ReauthenticationRequired,
+  SecondFactorRequired,
+  SignedOut,
+} = await import(resolve(EXAMPLE, "dist/client.js"));
 
 /** Records the operations the example sends, by name. */
 function recordOperations() {
@@ -272,5 +279,52 @@ describe("the SPA example", () => {
       recorder.restore();
       await trusted.stop();
     }
+  });
+});
+
+describe("the SPA example's second factor", () => {
+  let server;
+  before(async () => {
+    server = await startGatehouse();
+  });
+  after(() => server.stop());
+
+  test("enrols with the QR code, signs in with a code or a recovery code, and remembers the browser", async () => {
+    const client = new GatehouseClient({ endpoint: server.url, onSignedOut: () => {} });
+    const address = email("spa-2fa");
+    await client.register(address, PASSWORD);
+    const enrolment = await client.beginTotpEnrolment();
+    assert.match(enrolment.qrCodeSvg, /^<\?xml[\s\S]*<svg/);
+    // The user's app scans the QR code: otpauth reads the URI it holds.
+    const app = OTPAuth.URI.parse(enrolment.uri);
+    const recoveryCodes = await client.confirmTotpEnrolment(app.generate());
+    assert.equal(recoveryCodes.length, 10);
+    assert.equal((await client.secondFactor()).enabled, true);
+    await client.logout();
+
+    // Sign-in: the password, then the app's code ("remember this browser").
+    const browser = new GatehouseClient({ endpoint: server.url, onSignedOut: () => {} });
+    const asked = await browser.login(address, PASSWORD).then(
+      () => assert.fail("signed in without the code"),
+      (e) => e,
+    );
+    assert.ok(asked instanceof SecondFactorRequired, String(asked));
+    assert.deepEqual(asked.methods, ["TOTP", "RECOVERY_CODE"]);
+    const next = app.generate({ timestamp: Date.now() + 30_000 });
+    await browser.completeSignIn(asked.challenge, { totpCode: next }, true);
+    const remembered = (await browser.secondFactor()).rememberedDevices;
+    assert.equal(remembered.length, 1);
+    await browser.logout();
+    // The remembered browser is not asked again.
+    await browser.login(address, PASSWORD);
+    assert.equal((await browser.me()).user.email, address);
+    await browser.logout();
+
+    // Another browser, without the phone: "use a recovery code".
+    const other = new GatehouseClient({ endpoint: server.url, onSignedOut: () => {} });
+    const again = await other.login(address, PASSWORD).catch((e) => e);
+    assert.ok(again instanceof SecondFactorRequired, String(again));
+    await other.completeSignIn(again.challenge, { recoveryCode: recoveryCodes[0] });
+    assert.equal((await other.secondFactor()).recoveryCodesLeft, 9);
   });
 });

@@ -5,7 +5,10 @@ import { print } from "graphql";
 import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
+  BeginTotpEnrolmentDocument,
   ChangeEmailDocument,
+  CompleteSignInDocument,
+  ConfirmTotpEnrolmentDocument,
   ChangePasswordDocument,
   DeleteAccountDocument,
   LoginDocument,
@@ -19,9 +22,12 @@ import {
   ResetPasswordDocument,
   RevokeOtherSessionsDocument,
   RevokeSessionDocument,
+  SecondFactorDocument,
   SessionStatusDocument,
   VerifyEmailDocument,
+  type BeginTotpEnrolmentMutation,
   type MeQuery,
+  type SecondFactorQuery,
   type SessionStatusSubscription,
 } from "./gql/graphql.js";
 
@@ -96,6 +102,26 @@ export class PasswordTooWeak extends GatehouseError {
   }
 }
 
+/**
+ * Thrown by `login` when the account has a second factor: the password was
+ * right, but no session is open yet. Ask for a code from the user's app
+ * (or, if `methods` lists it, a recovery code) and call `completeSignIn`
+ * with `challenge` within 5 minutes.
+ */
+export class SecondFactorRequired extends GatehouseError {
+  constructor(
+    message: string,
+    readonly challenge: string,
+    readonly methods: ("TOTP" | "RECOVERY_CODE")[],
+    readonly expiresAt: string,
+  ) {
+    super("SECOND_FACTOR_REQUIRED", message);
+  }
+}
+
+/** A code for `completeSignIn`: from the authenticator app, or a recovery code. */
+export type SecondFactorCode = { totpCode: string } | { recoveryCode: string };
+
 /** What to tell the user when a session ends. */
 export function explain(reason: SignOutReason): string {
   switch (reason) {
@@ -125,6 +151,9 @@ interface GraphQLError {
     retryAfter?: number;
     authenticatedAt?: string;
     warning?: string | null;
+    challenge?: string;
+    methods?: ("TOTP" | "RECOVERY_CODE")[];
+    expiresAt?: string;
     suggestions?: string[];
     score?: number;
     minScore?: number;
@@ -164,6 +193,13 @@ export interface ClientOptions {
 }
 
 export class GatehouseClient {
+  /**
+   * The known-device token, in memory here; a real app keeps it in
+   * localStorage so the browser stays known. In cookie mode the server
+   * keeps it in its HttpOnly cookie instead, and this stays null.
+   */
+  knownDevice: string | null = null;
+
   private token: string | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private lastActivity = Date.now();
@@ -185,9 +221,55 @@ export class GatehouseClient {
     return register.user.id;
   }
 
+  /**
+   * Signs in. On an account with a second factor this throws
+   * `SecondFactorRequired`: finish with `completeSignIn`. A browser
+   * remembered after an earlier second factor skips it.
+   */
   async login(email: string, password: string): Promise<void> {
-    const { login } = await this.request(LoginDocument, { input: { email, password } });
+    const input = { email, password, knownDevice: this.knownDevice };
+    const { login } = await this.request(LoginDocument, { input });
+    this.keepDevice(login.knownDevice);
     this.signedIn(login.token, login.session);
+  }
+
+  /**
+   * The second step: the challenge from `SecondFactorRequired` and a code.
+   * With `rememberDevice`, this browser skips the code for the server's
+   * GATEHOUSE_REMEMBER_DEVICE (30 days by default).
+   */
+  async completeSignIn(
+    challenge: string,
+    code: SecondFactorCode,
+    rememberDevice = false,
+  ): Promise<void> {
+    const input = { challenge, ...code, rememberDevice, knownDevice: this.knownDevice };
+    const { completeSignIn } = await this.request(CompleteSignInDocument, { input });
+    this.keepDevice(completeSignIn.knownDevice);
+    this.signedIn(completeSignIn.token, completeSignIn.session);
+  }
+
+  /**
+   * Starts TOTP enrolment (needs a recent sign-in): show `qrCodeSvg` as it
+   * is (`element.innerHTML = qrCodeSvg`), with `secret` for typing by hand.
+   */
+  async beginTotpEnrolment(): Promise<BeginTotpEnrolmentMutation["beginTotpEnrolment"]> {
+    const { beginTotpEnrolment } = await this.request(BeginTotpEnrolmentDocument, {});
+    return beginTotpEnrolment;
+  }
+
+  /** Turns the factor on with the app's current code; show the recovery codes once. */
+  async confirmTotpEnrolment(code: string): Promise<string[]> {
+    const { confirmTotpEnrolment } = await this.request(ConfirmTotpEnrolmentDocument, {
+      input: { code },
+    });
+    return confirmTotpEnrolment.recoveryCodes;
+  }
+
+  /** The account's second factor, for the account page. */
+  async secondFactor(): Promise<SecondFactorQuery["me"]["secondFactor"]> {
+    const { me } = await this.request(SecondFactorDocument, {});
+    return me.secondFactor;
   }
 
   async me(): Promise<MeQuery["me"]> {
@@ -302,6 +384,10 @@ export class GatehouseClient {
     }
   }
 
+  private keepDevice(token: string | null | undefined): void {
+    if (token) this.knownDevice = token;
+  }
+
   private signedIn(token: string, session: Deadlines): void {
     this.token = this.options.cookie ? null : token;
     this.scheduleRefresh(session);
@@ -409,6 +495,10 @@ export class GatehouseClient {
     }
     if (error?.extensions?.code === "REAUTHENTICATION_REQUIRED") {
       throw new ReauthenticationRequired(error.extensions.authenticatedAt ?? "");
+    }
+    if (error?.extensions?.code === "SECOND_FACTOR_REQUIRED") {
+      const { challenge, methods, expiresAt } = error.extensions;
+      throw new SecondFactorRequired(error.message, challenge ?? "", methods ?? ["TOTP"], expiresAt ?? "");
     }
     if (error?.extensions?.code === "PASSWORD_TOO_WEAK") {
       const { warning, suggestions, score, minScore } = error.extensions;
