@@ -29,10 +29,13 @@ impl RecoveryCode {
         let mut bytes = [0u8; LEN];
         getrandom::fill(&mut bytes)?;
         // 256 is a multiple of 32: taking 5 bits of each byte is unbiased.
-        let chars: Vec<u8> = bytes.iter().map(|b| ALPHABET[(b & 31) as usize]).collect();
-        let groups: Vec<&str> = chars
+        let groups: Vec<String> = bytes
             .chunks(GROUP_LEN)
-            .map(|g| std::str::from_utf8(g).expect("ASCII alphabet"))
+            .map(|g| {
+                g.iter()
+                    .map(|b| ALPHABET[(b & 31) as usize] as char)
+                    .collect()
+            })
             .collect();
         Ok(Self(groups.join("-")))
     }

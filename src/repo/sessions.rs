@@ -27,6 +27,28 @@ pub struct NewSession<'a> {
     pub methods: &'a Methods,
 }
 
+impl NewSession<'_> {
+    /// The row as it is inserted at `now`.
+    fn row(&self, now: DateTime<Utc>) -> session::Model {
+        session::Model {
+            id: Uuid::new_v4(),
+            user_id: self.user_id,
+            token_hash: self.token_hash.as_str().to_owned(),
+            created_at: now,
+            last_activity_at: now,
+            revoked_at: None,
+            user_agent: self.client.user_agent.clone(),
+            ip_address: self.client.ip.map(|ip| ip.to_string()),
+            authenticated_at: Some(now),
+            remember_me: self.remember_me,
+            revoked_reason: None,
+            end_recorded: false,
+            methods: self.methods.to_string(),
+            aal: self.methods.level() as i16,
+        }
+    }
+}
+
 /// Inserts a session for `user_id` under a token's hash, but only while the
 /// account's credentials are still at `credential_version`: a sign-in that
 /// verified a password changed meanwhile opens nothing (`None`).
@@ -38,30 +60,8 @@ pub async fn insert(
     new: NewSession<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<session::Model>, DbErr> {
-    let NewSession {
-        user_id,
-        credential_version,
-        token_hash,
-        remember_me,
-        client,
-        methods,
-    } = new;
-    let model = session::Model {
-        id: Uuid::new_v4(),
-        user_id,
-        token_hash: token_hash.as_str().to_owned(),
-        created_at: now,
-        last_activity_at: now,
-        revoked_at: None,
-        user_agent: client.user_agent.clone(),
-        ip_address: client.ip.map(|ip| ip.to_string()),
-        authenticated_at: Some(now),
-        remember_me,
-        revoked_reason: None,
-        end_recorded: false,
-        methods: methods.to_string(),
-        aal: methods.level() as i16,
-    };
+    let (user_id, credential_version) = (new.user_id, new.credential_version);
+    let model = new.row(now);
     let account = Query::select()
         .exprs([
             Expr::val(model.id),

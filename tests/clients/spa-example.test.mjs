@@ -326,5 +326,7 @@ describe("the SPA example's second factor", () => {
     assert.ok(again instanceof SecondFactorRequired, String(again));
     await other.completeSignIn(again.challenge, { recoveryCode: recoveryCodes[0] });
     assert.equal((await other.secondFactor()).recoveryCodesLeft, 9);
+    // Signing out stops the refresh timer, so the test process can end.
+    await other.logout();
   });
 });

@@ -14,7 +14,7 @@ use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::recovery_code::RecoveryCode;
 use crate::domain::second_factor::{Method, Methods};
-use crate::domain::token::ChallengeToken;
+use crate::domain::token::{ChallengeToken, DeviceToken};
 use crate::error::{AppError, SecondFactorChallenge};
 use crate::mail::templates::SecondFactorNotice;
 use crate::repo::{known_devices as device_rows, recovery_codes, sign_in_challenges, users};
@@ -135,6 +135,19 @@ impl AuthService {
         let mut signed_in = self.open_session(txn, opening, now).await?;
         self.throttle.code_succeeded(reservation).await?;
         self.outbox.wake();
+        signed_in.device = Some(self.remember_browser(&user, &answer, client, now).await?);
+        Ok(signed_in)
+    }
+
+    /// The browser's known-device token after a second factor on it, made
+    /// to skip the factor for a while if the user asked for that.
+    async fn remember_browser(
+        &self,
+        user: &user::Model,
+        answer: &ChallengeAnswer<'_>,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceToken, AppError> {
         let email =
             Email::parse(&user.email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
         let raw = answer.device.map(|d| d.token);
@@ -147,8 +160,7 @@ impl AuthService {
             device_rows::remember_second_factor(&self.db, &hash, user.id, until, in_cookie, agent)
                 .await?;
         }
-        signed_in.device = Some(device);
-        Ok(signed_in)
+        Ok(device)
     }
 
     /// Checks a second factor of `user` inside `txn`, using it up if it is
