@@ -216,6 +216,28 @@ pub struct Settings {
 
     #[command(flatten)]
     pub second_factor: SecondFactorSettings,
+
+    #[command(flatten)]
+    pub passkeys: PasskeySettings,
+}
+
+/// The WebAuthn relying party passkeys are made for.
+#[derive(Clone, Debug, Args)]
+pub struct PasskeySettings {
+    /// The domain passkeys are bound to, e.g. `example.com`: the pages'
+    /// domain or a parent of it. Unset: `localhost`, for development, and
+    /// only pages on localhost may use passkeys.
+    #[arg(long, env = "GATEHOUSE_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+
+    /// The pages that may use passkeys, comma-separated, e.g.
+    /// `https://app.example.com`. Default: `https://` and the RP ID.
+    #[arg(long, env = "GATEHOUSE_WEBAUTHN_ORIGINS", value_delimiter = ',')]
+    pub webauthn_origins: Vec<String>,
+
+    /// The name authenticators show for this site.
+    #[arg(long, env = "GATEHOUSE_WEBAUTHN_RP_NAME", default_value = "Gatehouse")]
+    pub webauthn_rp_name: String,
 }
 
 /// The second factor: what is required, TOTP's name in apps, remembered

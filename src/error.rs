@@ -120,6 +120,18 @@ pub enum AppError {
     SecondFactorNotEnabled,
     /// No enrolment is waiting for its first code, or it expired.
     EnrolmentExpired,
+    /// A passkey ceremony that is unknown, used, expired, or not this
+    /// caller's: begin again.
+    InvalidCeremony,
+    /// The browser's passkey response failed verification, or names no
+    /// passkey of the account.
+    InvalidPasskey,
+    /// This authenticator already holds a passkey of the account.
+    PasskeyAlreadyRegistered,
+    /// Removing it would leave the account no way to sign in.
+    LastSignInMethod,
+    /// No `GATEHOUSE_WEBAUTHN_RP_ID` is set and the page is not on localhost.
+    PasskeysNotConfigured,
     /// Too many password attempts for this account or address, or sign-ups
     /// from this address.
     RateLimited {
@@ -175,6 +187,11 @@ impl AppError {
             Self::SecondFactorAlreadyEnabled => "SECOND_FACTOR_ALREADY_ENABLED",
             Self::SecondFactorNotEnabled => "SECOND_FACTOR_NOT_ENABLED",
             Self::EnrolmentExpired => "ENROLMENT_EXPIRED",
+            Self::InvalidCeremony => "INVALID_CEREMONY",
+            Self::InvalidPasskey => "INVALID_PASSKEY",
+            Self::PasskeyAlreadyRegistered => "PASSKEY_ALREADY_REGISTERED",
+            Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
+            Self::PasskeysNotConfigured => "PASSKEYS_NOT_CONFIGURED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
@@ -253,6 +270,21 @@ impl AppError {
             Self::SecondFactorNotEnabled => "This account has no second factor".into(),
             Self::EnrolmentExpired => {
                 "No enrolment is waiting for a code, or it expired; call beginTotpEnrolment again"
+                    .into()
+            }
+            Self::InvalidCeremony => {
+                "This passkey request is unknown, used or expired; begin again".into()
+            }
+            Self::InvalidPasskey => "The passkey could not be verified".into(),
+            Self::PasskeyAlreadyRegistered => {
+                "This authenticator already holds a passkey for this account".into()
+            }
+            Self::LastSignInMethod => {
+                "This is the account's last way to sign in; add another first".into()
+            }
+            Self::PasskeysNotConfigured => {
+                "Passkeys are not set up on this server for this site: set \
+                 GATEHOUSE_WEBAUTHN_RP_ID (the site's domain) and GATEHOUSE_WEBAUTHN_ORIGINS"
                     .into()
             }
             Self::RateLimited { retry_after } => {
@@ -339,6 +371,11 @@ impl AppError {
             | Self::SecondFactorAlreadyEnabled
             | Self::SecondFactorNotEnabled
             | Self::EnrolmentExpired
+            | Self::InvalidCeremony
+            | Self::InvalidPasskey
+            | Self::PasskeyAlreadyRegistered
+            | Self::LastSignInMethod
+            | Self::PasskeysNotConfigured
             | Self::NotFound => StatusCode::OK,
         }
     }
@@ -595,6 +632,11 @@ pub(crate) mod tests {
             AppError::SecondFactorAlreadyEnabled,
             AppError::SecondFactorNotEnabled,
             AppError::EnrolmentExpired,
+            AppError::InvalidCeremony,
+            AppError::InvalidPasskey,
+            AppError::PasskeyAlreadyRegistered,
+            AppError::LastSignInMethod,
+            AppError::PasskeysNotConfigured,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),
             AppError::QueryRejected(QueryLimit::Complexity),

@@ -43,6 +43,7 @@ use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
 use crate::services::recovery::Recovery;
+use crate::services::relying_party::RelyingParty;
 use crate::services::secret_box::{SecretBox, default_key_file};
 use crate::services::throttle::LoginThrottle;
 use crate::session_cookie::SessionCookie;
@@ -108,6 +109,7 @@ impl Application {
         );
         let auth = AuthService {
             second_factor,
+            relying_party: RelyingParty::new(&settings.passkeys)?,
             db: db.clone(),
             reader,
             rules: settings.session_rules().map_err(anyhow::Error::msg)?,

@@ -5,6 +5,8 @@ pub mod email_token;
 pub mod known_device;
 pub mod login_throttle;
 pub mod outbox;
+pub mod passkey;
+pub mod passkey_ceremony;
 pub mod recovery_code;
 pub mod security_event;
 pub mod session;

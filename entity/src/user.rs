@@ -2,6 +2,10 @@
 
 use sea_orm::entity::prelude::*;
 
+/// `password_hash` of an account made with a passkey and no password: no
+/// password matches it.
+pub const NO_PASSWORD: &str = "";
+
 /// A row of `users`.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "users")]
@@ -11,7 +15,7 @@ pub struct Model {
     /// Trimmed and lower-cased, unique.
     #[sea_orm(unique)]
     pub email: String,
-    /// An argon2id PHC string.
+    /// An argon2id PHC string, or [`NO_PASSWORD`].
     pub password_hash: String,
     /// Changes with every password change: a session opens only if it is
     /// still the version whose password was verified.

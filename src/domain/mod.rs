@@ -5,6 +5,7 @@ pub mod client;
 pub mod device;
 pub mod email;
 pub mod forwarded;
+pub mod passkey;
 pub mod password;
 pub mod password_quality;
 pub mod query_limits;

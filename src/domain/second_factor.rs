@@ -11,14 +11,17 @@ pub enum Method {
     RecoveryCode,
     /// A browser remembered after a second-factor sign-in on it.
     RememberedDevice,
+    /// A WebAuthn passkey, always with user verification.
+    Passkey,
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [
+    pub const ALL: [Method; 5] = [
         Method::Password,
         Method::Totp,
         Method::RecoveryCode,
         Method::RememberedDevice,
+        Method::Passkey,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +30,7 @@ impl Method {
             Self::Totp => "TOTP",
             Self::RecoveryCode => "RECOVERY_CODE",
             Self::RememberedDevice => "REMEMBERED_DEVICE",
+            Self::Passkey => "PASSKEY",
         }
     }
 
@@ -67,11 +71,13 @@ impl Methods {
         self.0.contains(&method)
     }
 
-    /// AAL2 needs two factors: a password and something held. A second
-    /// factor alone is not a sign-in here.
+    /// AAL2 needs two factors: a password and something held, or a
+    /// passkey, which webauthn-rs accepts only with user verification: a
+    /// multi-factor cryptographic authenticator (NIST 800-63B §5.1.9).
+    /// Any other second factor alone is not a sign-in here.
     pub fn level(&self) -> Level {
         let held = self.0.iter().any(|m| m.is_second_factor());
-        if held && self.contains(Method::Password) {
+        if self.contains(Method::Passkey) || held && self.contains(Method::Password) {
             Level::Aal2
         } else {
             Level::Aal1
@@ -81,7 +87,9 @@ impl Methods {
     /// A code was entered (not merely a remembered browser): what removing
     /// the factor or replacing its recovery codes needs.
     pub fn proved_code(&self) -> bool {
-        self.contains(Method::Totp) || self.contains(Method::RecoveryCode)
+        self.contains(Method::Totp)
+            || self.contains(Method::RecoveryCode)
+            || self.contains(Method::Passkey)
     }
 }
 

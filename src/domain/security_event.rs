@@ -34,10 +34,17 @@ pub enum EventKind {
     SecondFactorRemoved,
     /// New recovery codes replaced the old ones.
     RecoveryCodesRegenerated,
+    /// A passkey was registered (`detail`: its name).
+    PasskeyAdded,
+    /// A passkey was deleted (`detail`: its name).
+    PasskeyRemoved,
+    /// A passkey's signature counter went backwards: it may be cloned, and
+    /// the sign-in was refused (`detail`: its name).
+    PasskeyCounterRegressed,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::SignedIn,
         Self::Reauthenticated,
         Self::SignedOut,
@@ -53,6 +60,9 @@ impl EventKind {
         Self::SecondFactorEnabled,
         Self::SecondFactorRemoved,
         Self::RecoveryCodesRegenerated,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCounterRegressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +82,9 @@ impl EventKind {
             Self::SecondFactorEnabled => "SECOND_FACTOR_ENABLED",
             Self::SecondFactorRemoved => "SECOND_FACTOR_REMOVED",
             Self::RecoveryCodesRegenerated => "RECOVERY_CODES_REGENERATED",
+            Self::PasskeyAdded => "PASSKEY_ADDED",
+            Self::PasskeyRemoved => "PASSKEY_REMOVED",
+            Self::PasskeyCounterRegressed => "PASSKEY_COUNTER_REGRESSED",
         }
     }
 

@@ -173,6 +173,13 @@ prefixed_token!(
     "ghc_"
 );
 
+prefixed_token!(
+    /// A raw passkey ceremony token: names a WebAuthn ceremony whose state
+    /// stays on the server. Short-lived and single-use.
+    CeremonyToken,
+    "ghw_"
+);
+
 impl TokenHash {
     /// The SHA-256 of a secret with enough entropy of its own (a recovery
     /// code), as tokens are hashed.

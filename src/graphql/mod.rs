@@ -6,6 +6,7 @@ pub mod limits;
 pub mod mutation;
 pub mod null_propagation;
 pub mod operation_label;
+pub mod passkeys;
 pub mod persisted;
 pub mod query;
 pub mod request_checks;

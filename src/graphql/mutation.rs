@@ -92,9 +92,24 @@ impl AccountMutation {
         let (request, current) = any_level(ctx)?;
         let client = request.client.info();
         let second = second_proof(input.totp_code, input.recovery_code)?;
-        let proven = auth_service(ctx)?
-            .reauthenticate(current, input.password, second, &client, request.now)
-            .await?;
+        let auth = auth_service(ctx)?;
+        let proven = match (input.password, input.passkey, second) {
+            (Some(password), None, second) => {
+                auth.reauthenticate(current, password, second, &client, request.now)
+                    .await?
+            }
+            (None, Some(passkey), None) => {
+                let assertion = passkey.assertion(request.client.origin());
+                auth.reauthenticate_with_passkey(current, assertion, &client, request.now)
+                    .await?
+            }
+            _ => {
+                return Err(AppError::BadUserInput(
+                    "give password (with a code where asked) or passkey alone".into(),
+                )
+                .into());
+            }
+        };
         Ok(ReauthenticatePayload {
             session: Session::of_current(&proven),
         })

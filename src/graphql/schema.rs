@@ -7,6 +7,7 @@ use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::AccountMutation;
 use crate::graphql::null_propagation::{NullPropagation, OutputTypes};
 use crate::graphql::operation_label::OperationLabel;
+use crate::graphql::passkeys::PasskeyMutation;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
 use crate::graphql::second_factor::SecondFactorMutation;
@@ -23,7 +24,7 @@ pub struct RequireVerifiedEmail(pub bool);
 
 /// The root of every write, from one object per area.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, SecondFactorMutation);
+pub struct Mutation(AccountMutation, SecondFactorMutation, PasskeyMutation);
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::context::PresentedDevice;
 use crate::domain::recovery_code::RecoveryCode;
 use crate::error::AppError;
-use crate::graphql::types::{AuthPayload, Session, signed_in_payload};
+use crate::graphql::types::{AuthPayload, PasskeyAssertionInput, Session, signed_in_payload};
 use crate::graphql::{any_level, auth_service, request, signed_in};
 use crate::measure;
 use crate::services::auth::{ChallengeAnswer, SecondProof};
@@ -22,6 +22,8 @@ pub struct CompleteSignInInput {
     pub totp_code: Option<String>,
     /// One of the account's recovery codes, instead of `totpCode`.
     pub recovery_code: Option<String>,
+    /// A passkey instead of a code, from `beginPasskeySecondFactor`.
+    pub passkey: Option<PasskeyAssertionInput>,
     /// Skip the second factor on this browser for `GATEHOUSE_REMEMBER_DEVICE`.
     pub remember_device: Option<bool>,
     /// The `knownDevice` token this client holds, as for `login`.
@@ -101,8 +103,21 @@ impl SecondFactorMutation {
     ) -> Result<AuthPayload> {
         let request = request(ctx)?;
         let client = request.client.info();
-        let proof = second_proof(input.totp_code, input.recovery_code)?
-            .ok_or_else(|| AppError::BadUserInput("give totpCode or recoveryCode".into()))?;
+        let proof = match (
+            second_proof(input.totp_code, input.recovery_code)?,
+            input.passkey,
+        ) {
+            (Some(code), None) => code,
+            (None, Some(passkey)) => {
+                SecondProof::Passkey(passkey.assertion(request.client.origin()))
+            }
+            _ => {
+                return Err(AppError::BadUserInput(
+                    "give one of totpCode, recoveryCode or passkey".into(),
+                )
+                .into());
+            }
+        };
         let answer = ChallengeAnswer {
             challenge: &input.challenge,
             proof,

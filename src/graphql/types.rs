@@ -1,21 +1,24 @@
 //! The API's output and input types, built from entities but separate from
 //! them, so storage can change and no secret can leak through a derive.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Result, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, InputObject, Json, Object, Result, SimpleObject,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use entity::security_event;
+use entity::{passkey, security_event};
 use uuid::Uuid;
 
 use crate::context::{Account, CurrentSession, SessionRecord};
 use crate::domain::device;
+use crate::domain::passkey::authenticator_name;
 use crate::domain::second_factor::{Level, Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
 use crate::error::AppError;
 use crate::graphql::{auth_service, request, verified};
-use crate::services::auth::SignedIn;
+use crate::services::auth::{PasskeyAssertion, SignedIn};
 use crate::services::known_devices;
 use crate::session_cookie::SessionCookie;
 
@@ -192,6 +195,12 @@ impl Viewer {
         second_factor_status(ctx, &self.current).await
     }
 
+    /// The account's passkeys, oldest first.
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
+        let rows = auth_service(ctx)?.passkeys(self.current.account.id).await?;
+        Ok(rows.iter().map(Passkey::from).collect())
+    }
+
     /// The account's security history, newest first: sign-ins, sign-outs,
     /// revocations, expiries, password changes. Kept for
     /// `GATEHOUSE_EVENT_RETENTION`.
@@ -329,11 +338,15 @@ pub struct LoginInput {
     pub known_device: Option<String>,
 }
 
-/// A password to prove again.
+/// A password (with a code, where the account has a second factor), or a
+/// passkey, to prove again.
 #[derive(InputObject)]
 pub struct ReauthenticateInput {
     /// The account's password.
-    pub password: String,
+    pub password: Option<String>,
+    /// A passkey instead of the password, from
+    /// `beginPasskeyReauthentication`; needs no code.
+    pub passkey: Option<PasskeyAssertionInput>,
     /// A code from the authenticator app; needed, or `recoveryCode`, when
     /// the account has a second factor.
     pub totp_code: Option<String>,
@@ -479,6 +492,8 @@ pub struct SecurityEvent {
     pub device: Device,
     /// That client's address.
     pub ip_address: Option<String>,
+    /// For the passkey events: the passkey's name.
+    pub passkey_name: Option<String>,
     /// For `SIGNED_IN`, `REAUTHENTICATED` and `SECOND_FACTOR_ENABLED`: what
     /// proved the identity.
     pub methods: Option<Vec<AuthMethod>>,
@@ -520,6 +535,13 @@ pub enum SecurityEventKind {
     SecondFactorRemoved,
     /// `regenerateRecoveryCodes` replaced the recovery codes.
     RecoveryCodesRegenerated,
+    /// A passkey was registered; `passkeyName` says which.
+    PasskeyAdded,
+    /// A passkey was deleted; `passkeyName` says which.
+    PasskeyRemoved,
+    /// A passkey's signature counter went backwards, so it may have been
+    /// cloned; the sign-in with it was refused.
+    PasskeyCounterRegressed,
 }
 
 /// A way an identity was proven.
@@ -531,6 +553,8 @@ pub enum AuthMethod {
     RecoveryCode,
     /// A browser remembered after a second-factor sign-in on it.
     RememberedDevice,
+    /// A passkey, with user verification: `AAL2` on its own.
+    Passkey,
 }
 
 impl From<Method> for AuthMethod {
@@ -540,12 +564,13 @@ impl From<Method> for AuthMethod {
             Method::Totp => Self::Totp,
             Method::RecoveryCode => Self::RecoveryCode,
             Method::RememberedDevice => Self::RememberedDevice,
+            Method::Passkey => Self::Passkey,
         }
     }
 }
 
 /// Authenticator assurance level (NIST 800-63B): `AAL2` needs a second
-/// factor besides the password.
+/// factor besides the password, or a passkey.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(rename_items = "UPPERCASE")]
 pub enum AssuranceLevel {
@@ -611,7 +636,18 @@ impl From<&security_event::Model> for SecurityEvent {
             Some(EventKind::RecoveryCodesRegenerated) => {
                 SecurityEventKind::RecoveryCodesRegenerated
             }
+            Some(EventKind::PasskeyAdded) => SecurityEventKind::PasskeyAdded,
+            Some(EventKind::PasskeyRemoved) => SecurityEventKind::PasskeyRemoved,
+            Some(EventKind::PasskeyCounterRegressed) => SecurityEventKind::PasskeyCounterRegressed,
         };
+        let passkey_name = matches!(
+            kind,
+            SecurityEventKind::PasskeyAdded
+                | SecurityEventKind::PasskeyRemoved
+                | SecurityEventKind::PasskeyCounterRegressed
+        )
+        .then(|| event.detail.clone())
+        .flatten();
         let methods = event.methods.as_deref().map(Methods::parse);
         let detail = event.detail.as_deref();
         Self {
@@ -637,6 +673,7 @@ impl From<&security_event::Model> for SecurityEvent {
             remember_me: event.remember_me,
             device: device::Device::from_user_agent(event.user_agent.as_deref()).into(),
             ip_address: event.ip_address.clone(),
+            passkey_name,
             assurance_level: methods.as_ref().map(|m| m.level().into()),
             methods: methods.map(|m| m.list().iter().map(|&m| m.into()).collect()),
         }
@@ -748,4 +785,53 @@ pub fn signed_in_payload(
         }
     }
     payload
+}
+
+/// A passkey on the caller's account.
+#[derive(SimpleObject)]
+pub struct Passkey {
+    /// Stable identifier, for `renamePasskey` and `deletePasskey`.
+    pub id: ID,
+    /// What its owner called it.
+    pub name: String,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// Its last sign-in or step-up.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Synced by its provider to the user's other devices (backed up).
+    pub backed_up: bool,
+    /// The authenticator's name, where its AAGUID is a known one.
+    pub authenticator: Option<String>,
+}
+
+impl From<&passkey::Model> for Passkey {
+    fn from(row: &passkey::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            name: row.name.clone(),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            backed_up: row.backed_up,
+            authenticator: row.aaguid.and_then(authenticator_name).map(str::to_owned),
+        }
+    }
+}
+
+/// The browser's answer to a ceremony that uses a passkey.
+#[derive(InputObject)]
+pub struct PasskeyAssertionInput {
+    /// `PasskeyCeremony.ceremony`.
+    pub ceremony: String,
+    /// The `PublicKeyCredential`'s `toJSON()`.
+    pub credential: Json<serde_json::Value>,
+}
+
+impl PasskeyAssertionInput {
+    pub fn assertion(self, origin: Option<String>) -> PasskeyAssertion {
+        PasskeyAssertion {
+            ceremony: self.ceremony,
+            credential: self.credential.0,
+            origin,
+        }
+    }
 }

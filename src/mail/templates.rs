@@ -14,7 +14,7 @@ pub struct Letter {
     pub html: String,
 }
 
-/// What happened to an account's second factor.
+/// What happened to an account's second factor or its passkeys.
 #[derive(Clone, Copy, Debug)]
 pub enum SecondFactorNotice {
     Enabled,
@@ -22,6 +22,8 @@ pub enum SecondFactorNotice {
     RecoveryCodeUsed { remaining: u64 },
     Removed,
     ResetBySupport,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 /// The product's name and where its links point.
@@ -158,6 +160,17 @@ impl Letters {
                 format!("Two-step sign-in was turned off for {product}"),
                 format!("Two-step sign-in was turned off for your {product} account."),
             ),
+            SecondFactorNotice::PasskeyAdded => (
+                format!("A passkey was added to your {product} account"),
+                format!(
+                    "A passkey was added to your {product} account: it can now sign in \
+                     without a password. Your account page lists its passkeys."
+                ),
+            ),
+            SecondFactorNotice::PasskeyRemoved => (
+                format!("A passkey was removed from your {product} account"),
+                format!("A passkey was removed from your {product} account."),
+            ),
             SecondFactorNotice::ResetBySupport => (
                 format!("{product} support turned off your two-step sign-in"),
                 format!(
@@ -167,7 +180,9 @@ impl Letters {
             ),
         };
         let advice = match notice {
-            SecondFactorNotice::Enabled | SecondFactorNotice::CodesReplaced => format!(
+            SecondFactorNotice::Enabled
+            | SecondFactorNotice::CodesReplaced
+            | SecondFactorNotice::PasskeyAdded => format!(
                 "If it was not you, someone has your password and a signed-in session: \
                  reset your password at once, and contact {product} support to have the \
                  second factor reset."

@@ -4,6 +4,8 @@
 pub mod email_tokens;
 pub mod known_devices;
 pub mod outbox;
+pub mod passkey_ceremonies;
+pub mod passkeys;
 pub mod recovery_codes;
 pub mod security_events;
 pub mod session_reader;

@@ -17,7 +17,7 @@ use crate::domain::security_event::EventKind;
 pub struct NewEvent<'a> {
     pub user_id: Uuid,
     pub kind: EventKind,
-    pub detail: Option<&'static str>,
+    pub detail: Option<&'a str>,
     pub session_id: Option<Uuid>,
     pub actor_session_id: Option<Uuid>,
     pub remember_me: Option<bool>,
@@ -50,7 +50,7 @@ impl<'a> NewEvent<'a> {
         }
     }
 
-    pub fn detail(mut self, detail: &'static str) -> Self {
+    pub fn detail(mut self, detail: &'a str) -> Self {
         self.detail = Some(detail);
         self
     }

@@ -18,7 +18,15 @@ pub async fn insert(
     password_hash: String,
     now: DateTime<Utc>,
 ) -> Result<user::Model, DbErr> {
-    let model = user::Model {
+    let model = new_account(email, password_hash, now);
+    user::Entity::insert(user::ActiveModel::from(model.clone()))
+        .exec_without_returning(db)
+        .await?;
+    Ok(model)
+}
+
+fn new_account(email: &Email, password_hash: String, now: DateTime<Utc>) -> user::Model {
+    user::Model {
         id: Uuid::new_v4(),
         email: email.as_str().to_owned(),
         password_hash,
@@ -28,6 +36,21 @@ pub async fn insert(
         second_factor_at: None,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// Stores an account made with a passkey: `id` is the user handle its
+/// passkey was made for, and it has no password.
+pub async fn insert_passwordless(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    email: &Email,
+    now: DateTime<Utc>,
+) -> Result<user::Model, DbErr> {
+    let model = user::Model {
+        id,
+        password_hash: user::NO_PASSWORD.to_owned(),
+        ..new_account(email, String::new(), now)
     };
     user::Entity::insert(user::ActiveModel::from(model.clone()))
         .exec_without_returning(db)

@@ -11,5 +11,6 @@ pub mod outbox;
 pub mod passwords;
 pub mod purge;
 pub mod recovery;
+pub mod relying_party;
 pub mod secret_box;
 pub mod throttle;

@@ -99,6 +99,9 @@ impl Passwords {
         password: Password,
         stored: Option<String>,
     ) -> Result<Verified, AppError> {
+        // An account without a password is checked like an unknown one:
+        // against the dummy hash, in the same time, and never matches.
+        let stored = stored.filter(|hash| hash != entity::user::NO_PASSWORD);
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let stale = known && self.needs_rehash(&phc);

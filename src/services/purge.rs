@@ -11,7 +11,8 @@ use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicies;
 use crate::error::AppError;
 use crate::repo::{
-    email_tokens, known_devices, security_events, sessions, sign_in_challenges, totp_factors,
+    email_tokens, known_devices, passkey_ceremonies, security_events, sessions, sign_in_challenges,
+    totp_factors,
 };
 use crate::services::auth::ENROLMENT_LIFETIME;
 use crate::services::throttle::LoginThrottle;
@@ -45,7 +46,8 @@ pub struct Purged {
     pub events: u64,
     pub email_tokens: u64,
     pub known_devices: u64,
-    /// Sign-in challenges past their expiry, and TOTP enrolments never confirmed.
+    /// Sign-in challenges and passkey ceremonies past their expiry, and TOTP
+    /// enrolments never confirmed.
     pub second_factor_leftovers: u64,
 }
 
@@ -76,7 +78,8 @@ pub async fn purge_once(
     purged.email_tokens = email_tokens::purge(db, now).await?;
     purged.known_devices = known_devices::purge(db, now - devices::LIFETIME).await?;
     purged.second_factor_leftovers = sign_in_challenges::purge(db, now).await?
-        + totp_factors::purge_pending(db, now - ENROLMENT_LIFETIME).await?;
+        + totp_factors::purge_pending(db, now - ENROLMENT_LIFETIME).await?
+        + passkey_ceremonies::purge(db, now).await?;
     Ok(purged)
 }
 

@@ -21,6 +21,7 @@ mod mailbox;
 mod mass_revocation;
 mod operating;
 mod operations;
+mod passkeys;
 mod password_quality;
 mod purge;
 mod query_plans;

@@ -7,6 +7,7 @@
 
 mod account;
 mod factors;
+mod passkeys;
 mod sessions;
 mod sign_in;
 
@@ -28,14 +29,17 @@ use crate::repo::sessions::{self as session_rows, Revocation};
 use crate::repo::users;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
+use crate::services::relying_party::RelyingParty;
 use crate::services::secret_box::SecretBox;
 use crate::services::throttle::LoginThrottle;
 use crate::session_notifier::SessionNotifier;
 
 pub use account::PasswordChanged;
 pub use factors::{ENROLMENT_LIFETIME, RememberedDevice, TotpEnrolment, end_factor};
+pub use passkeys::{Ceremony, NewPasskey};
 pub use sessions::SessionState;
 pub use sign_in::SignedIn;
+pub use sign_in::passkey::PasskeyAssertion;
 pub use sign_in::password::LoginAttempt;
 pub use sign_in::second_factor::{ChallengeAnswer, SecondProof};
 
@@ -56,6 +60,8 @@ pub struct AuthService {
     pub registration_open: bool,
     /// The second-factor rule and what it needs.
     pub second_factor: SecondFactor,
+    /// The site passkeys are made for.
+    pub relying_party: RelyingParty,
     /// Live subscriptions' reads at once: at most half the pool, so that
     /// many timers firing together never starve the requests.
     pub live_reads: Arc<Semaphore>,

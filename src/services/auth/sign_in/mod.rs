@@ -1,6 +1,7 @@
 //! Signing in: one module per proof of identity, and the one path that
 //! opens a session, whatever proved it.
 
+pub mod passkey;
 pub mod password;
 pub mod second_factor;
 pub(in crate::services::auth) mod totp;

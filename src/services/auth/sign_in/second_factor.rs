@@ -8,6 +8,7 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use uuid::Uuid;
 
 use super::Opening;
+use super::passkey::PasskeyAssertion;
 use super::totp::Stage;
 use crate::context::PresentedDevice;
 use crate::domain::client::ClientInfo;
@@ -17,7 +18,9 @@ use crate::domain::second_factor::{Method, Methods};
 use crate::domain::token::{ChallengeToken, DeviceToken};
 use crate::error::{AppError, SecondFactorChallenge};
 use crate::mail::templates::SecondFactorNotice;
-use crate::repo::{known_devices as device_rows, recovery_codes, sign_in_challenges, users};
+use crate::repo::{
+    known_devices as device_rows, passkeys, recovery_codes, sign_in_challenges, users,
+};
 use crate::services::auth::{AuthService, SignedIn};
 use crate::services::known_devices;
 
@@ -32,6 +35,8 @@ pub enum SecondProof {
     Totp(String),
     /// One of the account's recovery codes.
     RecoveryCode(String),
+    /// A passkey, from `beginPasskeySecondFactor` (sign-in only).
+    Passkey(PasskeyAssertion),
 }
 
 /// What a client sends to finish a sign-in.
@@ -73,6 +78,9 @@ impl AuthService {
         let mut methods = vec![Method::Totp.as_str()];
         if recovery_codes::count_unused(&self.db, user.id).await? > 0 {
             methods.push(Method::RecoveryCode.as_str());
+        }
+        if passkeys::count(&self.db, user.id).await? > 0 {
+            methods.push(Method::Passkey.as_str());
         }
         tracing::info!(user_id = %user.id, "password proven; second factor asked for");
         Ok(AppError::SecondFactorRequired(Box::new(
@@ -116,7 +124,14 @@ impl AuthService {
             txn.rollback().await?;
             return Err(AppError::InvalidChallenge);
         }
-        let Some(method) = self.prove_second(&txn, &user, &answer.proof, now).await? else {
+        let proved = match &answer.proof {
+            SecondProof::Passkey(assertion) => self
+                .prove_passkey(&txn, &user, &hash, assertion, now)
+                .await?
+                .then_some(Method::Passkey),
+            proof => self.prove_second(&txn, &user, proof, now).await?,
+        };
+        let Some(method) = proved else {
             // Counted in the transaction that held the challenge, so wrong
             // codes sent at once cannot each see it unspent.
             sign_in_challenges::fail(&txn, &hash).await?;
@@ -189,6 +204,9 @@ impl AuthService {
                     .await?;
                 Ok(Some(Method::RecoveryCode))
             }
+            SecondProof::Passkey(_) => Err(AppError::BadUserInput(
+                "a passkey proves itself: reauthenticate with passkey alone".into(),
+            )),
         }
     }
 

@@ -1,0 +1,50 @@
+//! Queries on `passkey_ceremonies`.
+
+use chrono::{DateTime, Utc};
+use entity::passkey_ceremony;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::domain::token::TokenHash;
+
+/// Stores a ceremony just begun.
+pub async fn insert(db: &impl ConnectionTrait, row: passkey_ceremony::Model) -> Result<(), DbErr> {
+    passkey_ceremony::Entity::insert(passkey_ceremony::ActiveModel::from(row))
+        .exec_without_returning(db)
+        .await
+        .map(drop)
+}
+
+/// Takes the ceremony with this hash for `purpose`, if it is unused and
+/// unexpired at `now`, using it up: of two finishes at once, exactly one
+/// gets it, and a failed finish cannot be retried.
+pub async fn take(
+    db: &impl ConnectionTrait,
+    hash: &TokenHash,
+    purpose: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<passkey_ceremony::Model>, DbErr> {
+    let result = passkey_ceremony::Entity::update_many()
+        .col_expr(passkey_ceremony::Column::UsedAt, Expr::value(now))
+        .filter(passkey_ceremony::Column::TokenHash.eq(hash.as_str()))
+        .filter(passkey_ceremony::Column::Purpose.eq(purpose))
+        .filter(passkey_ceremony::Column::UsedAt.is_null())
+        .filter(passkey_ceremony::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    if result.rows_affected != 1 {
+        return Ok(None);
+    }
+    passkey_ceremony::Entity::find_by_id(hash.as_str())
+        .one(db)
+        .await
+}
+
+/// Deletes ceremonies that expired before `before`.
+pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    let result = passkey_ceremony::Entity::delete_many()
+        .filter(passkey_ceremony::Column::ExpiresAt.lt(before))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
