@@ -29,6 +29,8 @@ PEER = BENCH / "peers" / "better-auth"
 EMAIL, PASSWORD = "bench@example.com", "correct horse battery"
 
 ME = '{"query":"{ me { user { email } session { expiresAt } } }"}'
+# An SPA's parallel requests on one session (issue 27's hot session).
+HOT_ME = '{"query":"{ me { user { id email } session { expiresAt } } }"}'
 CEILING = '{"query":"{ __typename }"}'
 REFRESH = '{"query":"mutation { refreshSession { expiresAt } }"}'
 LOGIN = json.dumps({
@@ -180,6 +182,10 @@ def bench_gatehouse(args, workdir):
         results["scaling"] = scaling(args, database_url, graphql, token)
         server.stop()
         return results
+    if phases == {"hot"}:
+        results["hot"] = hot_session(args, database_url, graphql, token, workdir)
+        server.stop()
+        return results
     results["ceiling"] = measure("{ __typename } (ceiling)", graphql, conns, repeats, d, body=CEILING)
     results["me"] = measure("me", graphql, conns, repeats, d, body=ME, token=token)
     if args.profile:
@@ -211,6 +217,59 @@ def bench_gatehouse(args, workdir):
     results["scaling"] = scaling(args, database_url, graphql, token)
     server.stop()
     return results
+
+
+def hot_session(args, database_url, graphql, token, workdir, window="6s"):
+    """All 32 connections on one session, in interleaved pairs of 6 s windows
+    ({ __typename }, then me): the ratio of each pair, the median of them,
+    and the worst p99 of any me window. On PostgreSQL, then a second node
+    revokes the session while the first is under that load."""
+    pairs = []
+    for i in range(args.repeats):
+        ceiling = wrk(graphql, 32, window, body=CEILING)
+        me = wrk(graphql, 32, window, body=HOT_ME, token=token)
+        ratio = me["rps"] / ceiling["rps"]
+        pairs.append({"ceiling": ceiling, "me": me, "ratio": ratio})
+        print(f"  hot session pair {i + 1}: ceiling {ceiling['rps']:.0f}/s, me {me['rps']:.0f}/s "
+              f"({ratio:.2f}x), me p99 {me['p99_ms']:.2f} ms, non-2xx {me['non2xx']}", flush=True)
+    result = {"pairs": pairs,
+              "median_ratio": statistics.median(p["ratio"] for p in pairs),
+              "worst_p99_ms": max(p["me"]["p99_ms"] for p in pairs)}
+    print(f"  hot session: median {result['median_ratio']:.2f}x, worst me p99 "
+          f"{result['worst_p99_ms']:.2f} ms", flush=True)
+    if not database_url.startswith("sqlite"):
+        result["revocation"] = cross_node_revocation(args, database_url, graphql, token, workdir)
+    return result
+
+
+def cross_node_revocation(args, database_url, graphql, token, workdir):
+    """A second node revokes the hot session mid-load: how long the
+    revocation takes, and whether the first node refuses the token at once."""
+    other = Gatehouse(args.binary, database_url, workdir)
+    other_graphql = other.url + "/graphql"
+    login = post(other_graphql, LOGIN)[1]["data"]["login"]["token"]
+    session_id = post(graphql, '{"query":"{ me { session { id } } }"}', token)[1]["data"]["me"]["session"]["id"]
+    load = subprocess.Popen(
+        ["wrk", "-t", "2", "-c", "32", "-d", "6s", "--timeout", "10s", "-s", str(LUA), graphql],
+        env=dict(os.environ, METHOD="POST", BODY=HOT_ME, TOKEN=token),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    revoke = json.dumps({"query": "mutation($id: ID!) { revokeSession(id: $id) { id } }",
+                         "variables": {"id": session_id}})
+    started = time.perf_counter()
+    answer = post(other_graphql, revoke, login)[1]
+    revoke_ms = (time.perf_counter() - started) * 1000
+    assert "errors" not in answer, answer
+    try:
+        post(graphql, ME, token)
+        refused_after = False
+    except urllib.error.HTTPError as refused:
+        refused_after = refused.code == 401
+    load.communicate()
+    other.stop()
+    print(f"  cross-node revocation under the hot load: {revoke_ms:.1f} ms; "
+          f"the loaded node refused the token next: {refused_after}", flush=True)
+    return {"revoke_ms": revoke_ms, "refused_next_request": refused_after}
 
 
 def scaling(args, database_url, graphql, token):
@@ -291,8 +350,9 @@ def main():
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000, 1_000_000])
     parser.add_argument("--out", default=str(BENCH / "results"))
     parser.add_argument("--label", help="names the results: DATE-LABEL.{json,md,svg}")
-    parser.add_argument("--phases", nargs="+", default=["full"], choices=["full", "guard", "scaling"],
-                        help="guard: only the ceiling and me (a lever's quick check); scaling: only me against table size")
+    parser.add_argument("--phases", nargs="+", default=["full"], choices=["full", "guard", "scaling", "hot"],
+                        help="guard: only the ceiling and me (a lever's quick check); scaling: only me against "
+                             "table size; hot: one session on 32 connections, interleaved with the ceiling")
     parser.add_argument("--no-peer", action="store_true", help="skip Better Auth")
     parser.add_argument("--no-argon2", action="store_true", help="skip the argon2 limit (and its build)")
     parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",

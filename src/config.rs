@@ -180,6 +180,15 @@ pub struct Settings {
     #[arg(long, env = "GATEHOUSE_ABSOLUTE_TIMEOUT", default_value = "12h", value_parser = parse_duration)]
     pub absolute_timeout: Duration,
 
+    /// How stale a session's recorded activity may get before a request
+    /// writes it again: `auto` (5 s, or a tenth of the idle timeout if
+    /// less) or a duration up to half the idle timeout. Coarser means fewer
+    /// writes, and sessions that end up to this much before their idle
+    /// deadline, never after it.
+    #[arg(long, env = "GATEHOUSE_SLIDE_GRANULARITY", default_value = "auto",
+          value_parser = parse_granularity)]
+    pub slide_granularity: Granularity,
+
     #[command(flatten)]
     pub sessions: SessionFeatures,
 
@@ -698,6 +707,12 @@ pub struct LoginLimits {
     #[arg(long, env = "GATEHOUSE_CODE_MAX_FAILURES_PER_IP", default_value = "20",
           value_parser = parse_address_limit)]
     pub code_max_failures_per_ip: u32,
+
+    /// Passkey sign-ins begun per client address (an IPv6 /64) per hour,
+    /// each a stored ceremony; `off` for no limit.
+    #[arg(long, env = "GATEHOUSE_PASSKEY_CEREMONIES_PER_IP", default_value = "600",
+          value_parser = parse_address_limit)]
+    pub passkey_ceremonies_per_ip: u32,
 }
 
 /// A per-client-address limit: a count of at least 1, or `off` (kept as 0).
@@ -743,6 +758,9 @@ impl LoginLimits {
             mail_client: per_address(self.mail_max_per_ip, &|max| ThrottlePolicy::rate(max, hour)),
             code_account: policy(self.code_max_failures),
             code_address: per_address(self.code_max_failures_per_ip, &policy),
+            ceremony_address: per_address(self.passkey_ceremonies_per_ip, &|max| {
+                ThrottlePolicy::rate(max, hour)
+            }),
         }
     }
 }
@@ -831,6 +849,14 @@ impl Settings {
                 "REMEMBER_",
             ),
         ] {
+            if let Some(granularity) = self.slide_granularity.0
+                && granularity > idle / 2
+            {
+                return Err(format!(
+                    "GATEHOUSE_SLIDE_GRANULARITY (--slide-granularity) must be at most half of \
+                     GATEHOUSE_{prefix}IDLE_TIMEOUT, or auto"
+                ));
+            }
             if idle > absolute {
                 let flag = prefix.to_lowercase().replace('_', "-");
                 return Err(format!(
@@ -858,16 +884,30 @@ impl Settings {
     /// The timeout policies these settings describe.
     pub fn session_policies(&self) -> SessionPolicies {
         let features = &self.sessions;
+        let granularity = self.slide_granularity.0;
         SessionPolicies {
-            standard: SessionPolicy::new(self.idle_timeout, self.absolute_timeout),
+            standard: SessionPolicy::new(self.idle_timeout, self.absolute_timeout)
+                .with_slide_granularity(granularity),
             remembered: features.remember_me.then(|| {
                 SessionPolicy::new(
                     features.remember_idle_timeout,
                     features.remember_absolute_timeout,
                 )
+                .with_slide_granularity(granularity)
             }),
         }
     }
+}
+
+/// `GATEHOUSE_SLIDE_GRANULARITY`: `None` is `auto`.
+#[derive(Clone, Copy, Debug)]
+pub struct Granularity(pub Option<Duration>);
+
+fn parse_granularity(value: &str) -> Result<Granularity, String> {
+    if value == "auto" {
+        return Ok(Granularity(None));
+    }
+    parse_duration(value).map(|d| Granularity(Some(d)))
 }
 
 fn parse_duration(value: &str) -> Result<Duration, String> {

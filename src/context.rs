@@ -144,17 +144,9 @@ pub struct Client {
     /// The known-device cookie, where cookies are on and the request could
     /// not have been forged cross-site; only a sign-in reads it.
     pub known_device: Option<String>,
-    /// The page's `Origin`, which passkey ceremonies check.
-    pub origin: Option<HeaderValue>,
 }
 
 impl Client {
-    /// The page's `Origin`, if it sent a readable one.
-    pub fn origin(&self) -> Option<String> {
-        let origin = self.origin.as_ref()?.to_str().ok()?;
-        Some(origin.to_owned())
-    }
-
     /// What a new session records, and what throttling keys on.
     pub fn info(&self) -> ClientInfo {
         ClientInfo {

@@ -39,6 +39,7 @@ use crate::repo::session_reader::SessionReader;
 use crate::services::auth::{AuthService, SecondFactor};
 use crate::services::courier::Courier;
 use crate::services::gauges;
+use crate::services::in_flight::InFlightSlides;
 use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
 use crate::services::purge::{self, Purge};
@@ -110,6 +111,7 @@ impl Application {
         let auth = AuthService {
             second_factor,
             relying_party: RelyingParty::new(&settings.passkeys)?,
+            slides: InFlightSlides::default(),
             db: db.clone(),
             reader,
             rules: settings.session_rules().map_err(anyhow::Error::msg)?,

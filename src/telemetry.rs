@@ -16,8 +16,10 @@ const QUIET: [&str; 2] = ["tungstenite=info", "tokio_tungstenite=info"];
 /// text or JSON lines. A JSON line carries its spans' fields, such as the
 /// request id.
 pub fn init(default: &str, format: LogFormat) {
+    // webauthn-rs logs a stranger's malformed passkey at ERROR; our own
+    // refusal says why at info.
     let mut filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},sqlx=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},sqlx=warn,webauthn_rs_core=off")));
     for directive in QUIET {
         if let Ok(directive) = directive.parse() {
             filter = filter.add_directive(directive);

@@ -21,6 +21,7 @@ pub struct SessionRules {
 pub struct SessionPolicy {
     idle: TimeDelta,
     absolute: TimeDelta,
+    granularity: TimeDelta,
 }
 
 /// The policies a session can live under. It keeps its policy for life;
@@ -86,9 +87,11 @@ impl SessionPolicy {
     /// Builds a policy; durations beyond chrono's range saturate.
     pub fn new(idle: Duration, absolute: Duration) -> Self {
         let to_delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
+        let idle = to_delta(idle);
         Self {
-            idle: to_delta(idle),
+            idle,
             absolute: to_delta(absolute),
+            granularity: MAX_SLIDE_GRANULARITY.min(idle / 10),
         }
     }
 
@@ -128,9 +131,22 @@ impl SessionPolicy {
     }
 
     /// How stale `last_activity_at` may be before a request writes it again:
-    /// at most 5 s and at most a tenth of the idle timeout.
+    /// by default at most 5 s and at most a tenth of the idle timeout. The
+    /// guard judges from the stored activity, so a session can end up to
+    /// this much before its exact idle deadline, never after it.
     pub fn slide_granularity(&self) -> TimeDelta {
-        MAX_SLIDE_GRANULARITY.min(self.idle / 10)
+        self.granularity
+    }
+
+    /// The policy with a coarser (or finer) slide, as
+    /// `GATEHOUSE_SLIDE_GRANULARITY` sets it; at most half the idle timeout,
+    /// so that an active session always slides before it times out.
+    pub fn with_slide_granularity(mut self, granularity: Option<Duration>) -> Self {
+        if let Some(granularity) = granularity {
+            let granularity = TimeDelta::from_std(granularity).unwrap_or(TimeDelta::MAX);
+            self.granularity = granularity.min(self.idle / 2);
+        }
+        self
     }
 
     /// Whether a request at `now` must record activity. Skipping the write

@@ -27,6 +27,8 @@ pub struct ThrottlePolicies {
     pub code_account: ThrottlePolicy,
     /// Wrong second-factor codes from one client address.
     pub code_address: Option<ThrottlePolicy>,
+    /// Passkey sign-ins begun from one client address.
+    pub ceremony_address: Option<ThrottlePolicy>,
 }
 
 /// The limit for one kind of key (an account, or a client address).

@@ -99,7 +99,7 @@ impl AccountMutation {
                     .await?
             }
             (None, Some(passkey), None) => {
-                let assertion = passkey.assertion(request.client.origin());
+                let assertion = passkey.assertion();
                 auth.reauthenticate_with_passkey(current, assertion, &client, request.now)
                     .await?
             }

@@ -73,9 +73,8 @@ impl PasskeyMutation {
     /// proven within `GATEHOUSE_FRESH_AGE`.
     async fn begin_passkey_registration(&self, ctx: &Context<'_>) -> Result<PasskeyCeremony> {
         let (request, current) = signed_in(ctx)?;
-        let origin = request.client.origin();
         let ceremony = auth_service(ctx)?
-            .begin_passkey_registration(current, origin.as_deref(), request.now)
+            .begin_passkey_registration(current, request.now)
             .await?;
         Ok(ceremony.into())
     }
@@ -89,12 +88,10 @@ impl PasskeyMutation {
         input: NewPasskeyInput,
     ) -> Result<Passkey> {
         let (request, current) = signed_in(ctx)?;
-        let origin = request.client.origin();
         let new = NewPasskey {
             ceremony: &input.ceremony,
             credential: input.credential.0,
             name: input.name.as_deref(),
-            origin: origin.as_deref(),
         };
         let client = request.client.info();
         let row = auth_service(ctx)?
@@ -136,9 +133,8 @@ impl PasskeyMutation {
     /// the passkeys it holds for this site.
     async fn begin_passkey_sign_in(&self, ctx: &Context<'_>) -> Result<PasskeyCeremony> {
         let request = request(ctx)?;
-        let origin = request.client.origin();
         let ceremony = auth_service(ctx)?
-            .begin_passkey_sign_in(origin.as_deref(), request.now)
+            .begin_passkey_sign_in(&request.client.info(), request.now)
             .await?;
         Ok(ceremony.into())
     }
@@ -155,7 +151,6 @@ impl PasskeyMutation {
         let assertion = PasskeyAssertion {
             ceremony: input.ceremony,
             credential: input.credential.0,
-            origin: request.client.origin(),
         };
         let remember_me = input.remember_me.unwrap_or(false);
         let signed_in = auth_service(ctx)?
@@ -173,9 +168,9 @@ impl PasskeyMutation {
         #[graphql(desc = "The new account's address.")] email: String,
     ) -> Result<PasskeyCeremony> {
         let request = request(ctx)?;
-        let (origin, client) = (request.client.origin(), request.client.info());
+        let client = request.client.info();
         let ceremony = auth_service(ctx)?
-            .begin_passkey_sign_up(&email, origin.as_deref(), &client, request.now)
+            .begin_passkey_sign_up(&email, &client, request.now)
             .await?;
         Ok(ceremony.into())
     }
@@ -189,12 +184,10 @@ impl PasskeyMutation {
         input: NewPasskeyInput,
     ) -> Result<AuthPayload> {
         let request = request(ctx)?;
-        let origin = request.client.origin();
         let new = NewPasskey {
             ceremony: &input.ceremony,
             credential: input.credential.0,
             name: input.name.as_deref(),
-            origin: origin.as_deref(),
         };
         let client = request.client.info();
         let signed_in = auth_service(ctx)?
@@ -214,9 +207,8 @@ impl PasskeyMutation {
         challenge: String,
     ) -> Result<PasskeyCeremony> {
         let request = request(ctx)?;
-        let origin = request.client.origin();
         let ceremony = auth_service(ctx)?
-            .begin_passkey_second_factor(&challenge, origin.as_deref(), request.now)
+            .begin_passkey_second_factor(&challenge, request.now)
             .await?;
         Ok(ceremony.into())
     }
@@ -225,9 +217,8 @@ impl PasskeyMutation {
     /// `reauthenticate(input: { passkey })`.
     async fn begin_passkey_reauthentication(&self, ctx: &Context<'_>) -> Result<PasskeyCeremony> {
         let (request, current) = any_level(ctx)?;
-        let origin = request.client.origin();
         let ceremony = auth_service(ctx)?
-            .begin_passkey_reauthentication(current, origin.as_deref(), request.now)
+            .begin_passkey_reauthentication(current, request.now)
             .await?;
         Ok(ceremony.into())
     }

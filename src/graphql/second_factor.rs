@@ -108,9 +108,7 @@ impl SecondFactorMutation {
             input.passkey,
         ) {
             (Some(code), None) => code,
-            (None, Some(passkey)) => {
-                SecondProof::Passkey(passkey.assertion(request.client.origin()))
-            }
+            (None, Some(passkey)) => SecondProof::Passkey(passkey.assertion()),
             _ => {
                 return Err(AppError::BadUserInput(
                     "give one of totpCode, recoveryCode or passkey".into(),

@@ -827,11 +827,10 @@ pub struct PasskeyAssertionInput {
 }
 
 impl PasskeyAssertionInput {
-    pub fn assertion(self, origin: Option<String>) -> PasskeyAssertion {
+    pub fn assertion(self) -> PasskeyAssertion {
         PasskeyAssertion {
             ceremony: self.ceremony,
             credential: self.credential.0,
-            origin,
         }
     }
 }

@@ -82,7 +82,6 @@ pub async fn authenticate_request(
     let client = Client {
         known_device,
         user_agent: request.headers().get(header::USER_AGENT).cloned(),
-        origin: request.headers().get(header::ORIGIN).cloned(),
         peer: request
             .extensions()
             .get::<ClientAddress>()

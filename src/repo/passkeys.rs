@@ -102,6 +102,20 @@ pub async fn rename(
     Ok(result.rows_affected == 1)
 }
 
+/// Deletes every passkey of the account; their names.
+pub async fn delete_all(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Vec<String>, DbErr> {
+    let names = list(db, user_id)
+        .await?
+        .into_iter()
+        .map(|row| row.name)
+        .collect();
+    passkey::Entity::delete_many()
+        .filter(passkey::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(names)
+}
+
 /// Deletes the account's passkey; false if it has none with this id.
 pub async fn delete(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Result<bool, DbErr> {
     let result = passkey::Entity::delete_many()

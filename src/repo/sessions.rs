@@ -233,6 +233,8 @@ pub async fn forget_second_factor(db: &impl ConnectionTrait, user_id: Uuid) -> R
         .col_expr(session::Column::Aal, Expr::value(password.level() as i16))
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::Aal.gt(password.level() as i16))
+        // A passkey proves itself, factor or not.
+        .filter(session::Column::Methods.not_like("%PASSKEY%"))
         .exec(db)
         .await
         .map(drop)

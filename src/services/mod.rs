@@ -6,6 +6,7 @@ pub mod courier;
 pub mod expiry;
 pub mod gauges;
 pub mod hash_pool;
+pub mod in_flight;
 pub mod known_devices;
 pub mod outbox;
 pub mod passwords;

@@ -18,7 +18,7 @@ use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::{email_tokens, known_devices, users};
+use crate::repo::{email_tokens, known_devices, passkeys, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
@@ -152,6 +152,11 @@ impl Recovery {
             return Err(AppError::AccountDisabled);
         }
         users::change_password(&txn, user_id, hash, now).await?;
+        // A reset takes back every other way in, so whoever caused it can
+        // be signed out for good: a thief's passkey, or a stranger's who
+        // signed the address up first. The second factor stays: a reset
+        // never skips it.
+        let passkeys = passkeys::delete_all(&txn, user_id).await?;
         // Whoever knew the old password may have signed in: no client is
         // known to the new one.
         known_devices::forget_all(&txn, user_id).await?;
@@ -173,6 +178,9 @@ impl Recovery {
             vec![NewEvent::of_account(EventKind::PasswordReset, user_id, now).client(client)];
         events.extend(revoked.iter().map(|&id| {
             NewEvent::of(EventKind::SessionRevoked, user_id, id, now).detail("PASSWORD_RESET")
+        }));
+        events.extend(passkeys.iter().map(|name| {
+            NewEvent::of_account(EventKind::PasskeyRemoved, user_id, now).detail(name)
         }));
         security_events::insert(&txn, events).await?;
         let notices = self

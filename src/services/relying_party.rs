@@ -12,44 +12,40 @@ use crate::error::AppError;
 /// lives in the database.
 pub const CEREMONY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The relying party every ceremony is run for.
+/// The relying party every ceremony is run for; `None` until
+/// `GATEHOUSE_WEBAUTHN_RP_ID` is set, so that no deployment takes passkeys
+/// its operator never turned on.
 #[derive(Clone)]
-pub struct RelyingParty {
-    webauthn: Arc<Webauthn>,
-    /// `GATEHOUSE_WEBAUTHN_RP_ID` was set; else only pages on localhost
-    /// (any port) may use passkeys, for development.
-    configured: bool,
-}
+pub struct RelyingParty(Option<Arc<Webauthn>>);
 
 impl std::fmt::Debug for RelyingParty {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelyingParty")
-            .field("origins", &self.webauthn.get_allowed_origins())
-            .field("configured", &self.configured)
-            .finish()
+        let origins = self.0.as_ref().map(|w| w.get_allowed_origins());
+        f.debug_tuple("RelyingParty").field(&origins).finish()
     }
 }
 
 impl RelyingParty {
     pub fn new(settings: &PasskeySettings) -> anyhow::Result<Self> {
-        let name = settings.webauthn_rp_name.as_str();
         let Some(rp_id) = settings.webauthn_rp_id.as_deref() else {
             anyhow::ensure!(
                 settings.webauthn_origins.is_empty(),
                 "GATEHOUSE_WEBAUTHN_ORIGINS needs GATEHOUSE_WEBAUTHN_RP_ID: the domain \
                  passkeys are bound to"
             );
+            return Ok(Self(None));
+        };
+        let name = settings.webauthn_rp_name.as_str();
+        // For development: any port of http://localhost.
+        if rp_id == "localhost" && settings.webauthn_origins.is_empty() {
             let localhost = Url::parse("http://localhost").expect("a valid URL");
-            let webauthn = WebauthnBuilder::new("localhost", &localhost)?
+            let webauthn = WebauthnBuilder::new(rp_id, &localhost)?
                 .allow_any_port(true)
                 .rp_name(name)
                 .timeout(CEREMONY_LIFETIME)
                 .build()?;
-            return Ok(Self {
-                webauthn: Arc::new(webauthn),
-                configured: false,
-            });
-        };
+            return Ok(Self(Some(Arc::new(webauthn))));
+        }
         let origins: Vec<Url> = if settings.webauthn_origins.is_empty() {
             vec![Url::parse(&format!("https://{rp_id}"))?]
         } else {
@@ -72,31 +68,11 @@ impl RelyingParty {
             builder = builder.append_allowed_origin(origin);
         }
         let webauthn = builder.rp_name(name).timeout(CEREMONY_LIFETIME).build()?;
-        Ok(Self {
-            webauthn: Arc::new(webauthn),
-            configured: true,
-        })
+        Ok(Self(Some(Arc::new(webauthn))))
     }
 
-    /// The relying party, to check a response against (which checks the
-    /// page's origin itself).
-    pub fn webauthn(&self) -> &Webauthn {
-        &self.webauthn
-    }
-
-    /// The relying party for a ceremony asked for from the page at
-    /// `origin`: refused with what to set when none is configured and the
-    /// page is not on localhost, rather than failing in the browser.
-    pub fn for_page(&self, origin: Option<&str>) -> Result<&Webauthn, AppError> {
-        let on_localhost = || {
-            origin
-                .and_then(|o| Url::parse(o).ok())
-                .is_some_and(|url| url.host_str() == Some("localhost"))
-        };
-        if self.configured || origin.is_none() || on_localhost() {
-            Ok(&self.webauthn)
-        } else {
-            Err(AppError::PasskeysNotConfigured)
-        }
+    /// The relying party, or `PASSKEYS_NOT_CONFIGURED` saying what to set.
+    pub fn webauthn(&self) -> Result<&Webauthn, AppError> {
+        self.0.as_deref().ok_or(AppError::PasskeysNotConfigured)
     }
 }

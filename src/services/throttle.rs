@@ -173,12 +173,42 @@ impl LoginThrottle {
         .await
     }
 
+    /// A passkey assertion was right: it gives every attempt back, since
+    /// unlike a code it cannot be a lucky guess among wrong ones, and a
+    /// user signing in with it day after day must never lock herself out.
+    pub async fn assertion_succeeded(&self, reservation: Reservation) -> Result<(), AppError> {
+        self.bounded(async {
+            throttles::give_back(&self.db, &reservation.account).await?;
+            if let Some(address) = &reservation.address {
+                throttles::give_back(&self.db, address).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Counts a successful sign-in of `user`, or refuses it with
     /// `RATE_LIMITED` past the account's hourly number. Only a right
     /// password reaches this, so strangers cannot spend it.
     pub async fn reserve_signin(&self, user: Uuid, now: DateTime<Utc>) -> Result<(), AppError> {
         let key = signin_key(user);
         self.bounded(self.count(&[(key, self.policies.signin)], now))
+            .await
+            .map(drop)
+    }
+
+    /// Counts a passkey sign-in begun from `ip` (each stores a ceremony),
+    /// or refuses it past the address's hourly number.
+    pub async fn reserve_ceremony(
+        &self,
+        ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let (Some(ip), Some(policy)) = (ip, self.policies.ceremony_address) else {
+            return Ok(());
+        };
+        let key = address_key("ceremony", ip);
+        self.bounded(self.count(&[(key, policy)], now))
             .await
             .map(drop)
     }

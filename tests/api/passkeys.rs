@@ -12,6 +12,7 @@ use chrono::{TimeDelta, Utc};
 use entity::passkey;
 use futures_util::future::join_all;
 use gatehouse::clock::Clock;
+use gatehouse::config::Settings;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::AuthenticatorBackend;
@@ -167,8 +168,13 @@ fn event_kinds(events: &Value) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// A node that is the development relying party: `localhost`, any port.
+fn localhost(settings: &mut Settings) {
+    settings.passkeys.webauthn_rp_id = Some("localhost".into());
+}
+
 async fn app() -> TestApp {
-    spawn_app_on(TestDatabase::create().await, |_| {}).await
+    spawn_app_on(TestDatabase::create().await, localhost).await
 }
 
 #[tokio::test]
@@ -350,29 +356,29 @@ async fn another_origin_or_relying_party_is_refused() {
 }
 
 #[tokio::test]
-async fn a_page_off_localhost_is_told_what_to_configure() {
-    let app = app().await;
-    let reply = app
-        .client
-        .post(app.url("/graphql"))
-        .header("Origin", "https://app.example.com")
-        .json(&json!({ "query": BEGIN_SIGN_IN }))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = reply.json().await.unwrap();
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"],
-        "PASSKEYS_NOT_CONFIGURED"
+async fn a_node_with_no_relying_party_takes_no_passkeys_and_says_what_to_set() {
+    let app = spawn_app_on(TestDatabase::create().await, |_| {}).await;
+    let reply = app.graphql(BEGIN_SIGN_IN, json!({}), None).await;
+    assert_eq!(reply.code(), "PASSKEYS_NOT_CONFIGURED");
+    assert!(
+        reply.message().contains("GATEHOUSE_WEBAUTHN_RP_ID"),
+        "{}",
+        reply.body
     );
-    let message = body["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("GATEHOUSE_WEBAUTHN_RP_ID"), "{message}");
+    let sign_up = app
+        .graphql(
+            "mutation { beginPasskeySignUp(email: \"a@example.com\") { ceremony } }",
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(sign_up.code(), "PASSKEYS_NOT_CONFIGURED");
 }
 
 #[tokio::test]
 async fn an_expired_ceremony_is_refused() {
     let clock = Clock::manual(Utc::now());
-    let app = spawn_app_with_clock(TestDatabase::create().await, clock.clone(), |_| {}).await;
+    let app = spawn_app_with_clock(TestDatabase::create().await, clock.clone(), localhost).await;
     let (_, token, _) = app.signed_in_user().await;
     let (ceremony, options) = begin(&app, BEGIN_REGISTRATION, json!({}), Some(&token)).await;
     let made = Authenticator::new().create(&options);
@@ -437,8 +443,8 @@ async fn another_accounts_ceremony_is_refused() {
 #[tokio::test]
 async fn a_ceremony_begun_on_one_node_finishes_on_another() {
     let database = TestDatabase::create().await;
-    let one = spawn_app_on(database.clone(), |_| {}).await;
-    let two = spawn_app_on(database, |_| {}).await;
+    let one = spawn_app_on(database.clone(), localhost).await;
+    let two = spawn_app_on(database, localhost).await;
     let (_, token, _) = one.signed_in_user().await;
     let user = user_id(&one, &token).await;
     let mut key = Authenticator::new();
@@ -593,8 +599,25 @@ async fn a_passkey_answers_the_second_factor_and_steps_a_session_up() {
     assert_eq!(session["assuranceLevel"], "AAL2");
 }
 
-/// Turns TOTP on for the account of `token`, with codes from the system clock.
-async fn enrol_totp(app: &TestApp, token: &str) {
+/// The authenticator app for a base32 secret.
+fn totp(secret: &str) -> totp_rs::TOTP {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        String::new(),
+    )
+}
+
+/// Turns TOTP on for the account of `token`, with a code from the system
+/// clock; its secret.
+async fn enrol_totp(app: &TestApp, token: &str) -> String {
     let begun = app
         .graphql(
             "mutation { beginTotpEnrolment { secret } }",
@@ -606,17 +629,7 @@ async fn enrol_totp(app: &TestApp, token: &str) {
         .as_str()
         .unwrap()
         .to_owned();
-    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
-    let totp = totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        String::new(),
-    );
-    let code = totp.generate_current().unwrap();
+    let code = totp(&secret).generate(Utc::now().timestamp() as u64);
     let confirmed = app
         .graphql(
             "mutation($c: String!) { confirmTotpEnrolment(input: {code: $c}) { recoveryCodes } }",
@@ -625,6 +638,7 @@ async fn enrol_totp(app: &TestApp, token: &str) {
         )
         .await;
     confirmed.data("confirmTotpEnrolment");
+    secret
 }
 
 #[tokio::test]
@@ -716,4 +730,167 @@ async fn failed_assertions_are_counted_per_account() {
     }
     assert_eq!(&codes[..5], ["INVALID_PASSKEY"; 5], "{codes:?}");
     assert_eq!(codes[5], "RATE_LIMITED", "{codes:?}");
+}
+
+/// Pre-account takeover (Sudhodanan & Paverd, 2022): a stranger signs the
+/// victim's address up with his own passkey first. The victim's password
+/// reset proves the inbox and takes the stranger's passkey away.
+#[tokio::test]
+async fn a_password_reset_takes_back_every_passkey() {
+    let app = app().await;
+    let victim = format!("victim-{}@example.com", uuid::Uuid::new_v4());
+    let mut attacker = Authenticator::new();
+    let (ceremony, options) = begin(
+        &app,
+        "mutation($e: String!) { beginPasskeySignUp(email: $e) { ceremony options } }",
+        json!({ "e": victim }),
+        None,
+    )
+    .await;
+    let made = attacker.create(&options);
+    let signed_up = app
+        .graphql(
+            "mutation($c: String!, $r: JSON!) {
+               signUpWithPasskey(input: {ceremony: $c, credential: $r}) { user { id } } }",
+            json!({ "c": ceremony, "r": made }),
+            None,
+        )
+        .await;
+    let user = signed_up.data("signUpWithPasskey")["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let asked = app
+        .graphql(
+            "mutation($e: String!) { requestPasswordReset(input: {email: $e}) }",
+            json!({ "e": victim }),
+            None,
+        )
+        .await;
+    assert_eq!(asked.data("requestPasswordReset"), true);
+    let reset_mail = crate::mailbox::Inbox::wait_for(&*app.mail, 2).await;
+    let link = reset_mail
+        .iter()
+        .find(|m| m.to == victim && m.subject.contains("Reset"))
+        .expect("the reset link")
+        .token("ghr_");
+    let reset = app
+        .graphql(
+            "mutation($t: String!, $p: String!) {
+               resetPassword(input: {token: $t, newPassword: $p}) { email } }",
+            json!({ "t": link, "p": PASSWORD }),
+            None,
+        )
+        .await;
+    reset.data("resetPassword");
+
+    let refused = sign_in(&app, &mut attacker, &user).await;
+    assert_eq!(refused.code(), "INVALID_PASSKEY");
+    let token = app.login(&victim, PASSWORD).await.data("login")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = app.graphql(PASSKEYS, json!({}), Some(&token)).await;
+    assert_eq!(listed.data("me")["passkeys"], json!([]));
+    let events = app.graphql(EVENTS, json!({}), Some(&token)).await;
+    let kinds = event_kinds(events.data("me"));
+    assert!(
+        kinds.contains(&("PASSKEY_REMOVED".into(), Some("Passkey".into()))),
+        "{kinds:?}"
+    );
+}
+
+/// A password and a remembered browser prove no code: they cannot add a
+/// passkey, which would then prove one anywhere.
+#[tokio::test]
+async fn a_remembered_browser_cannot_add_a_passkey_to_an_account_with_a_factor() {
+    let app = app().await;
+    let (email, token, _) = app.signed_in_user().await;
+    let secret = enrol_totp(&app, &token).await;
+    let login = app.login(&email, PASSWORD).await;
+    let challenge = login.body["errors"][0]["extensions"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let completed = app
+        .graphql(
+            "mutation($ch: String!, $t: String!) {
+               completeSignIn(input: {challenge: $ch, totpCode: $t, rememberDevice: true}) {
+                 knownDevice } }",
+            json!({ "ch": challenge, "t": totp(&secret).generate(Utc::now().timestamp() as u64 + 30) }),
+            None,
+        )
+        .await;
+    let device = completed.data("completeSignIn")["knownDevice"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let remembered = app
+        .graphql(
+            "mutation($e: String!, $p: String!, $d: String) {
+               login(input: {email: $e, password: $p, knownDevice: $d}) {
+                 token session { methods } } }",
+            json!({ "e": email, "p": PASSWORD, "d": device }),
+            None,
+        )
+        .await;
+    let remembered = remembered.data("login");
+    assert_eq!(
+        remembered["session"]["methods"],
+        json!(["PASSWORD", "REMEMBERED_DEVICE"])
+    );
+    let thief = remembered["token"].as_str().unwrap();
+    let refused = app
+        .graphql(BEGIN_REGISTRATION, json!({}), Some(thief))
+        .await;
+    assert_eq!(refused.code(), "AAL2_REQUIRED");
+}
+
+#[tokio::test]
+async fn signing_in_with_a_passkey_day_after_day_never_locks_the_account() {
+    let app = app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    let user = user_id(&app, &token).await;
+    let mut key = Authenticator::new();
+    add_passkey(&app, &token, &mut key, "Phone").await;
+    for _ in 0..8 {
+        sign_in(&app, &mut key, &user)
+            .await
+            .data("signInWithPasskey");
+    }
+}
+
+#[tokio::test]
+async fn passkey_sign_ins_begun_are_limited_per_address() {
+    let app = spawn_app_on(TestDatabase::create().await, |s| {
+        localhost(s);
+        s.login_limits.passkey_ceremonies_per_ip = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        app.graphql(BEGIN_SIGN_IN, json!({}), None)
+            .await
+            .data("beginPasskeySignIn");
+    }
+    let refused = app.graphql(BEGIN_SIGN_IN, json!({}), None).await;
+    assert_eq!(refused.code(), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn a_credential_id_longer_than_webauthn_allows_is_refused() {
+    let app = app().await;
+    let (_, token, _) = app.signed_in_user().await;
+    let user = user_id(&app, &token).await;
+    let mut key = Authenticator::new();
+    add_passkey(&app, &token, &mut key, "Phone").await;
+    let (ceremony, options) = begin(&app, BEGIN_SIGN_IN, json!({}), None).await;
+    let mut answer = key.get(&options, Some(&user));
+    let long = URL_SAFE_NO_PAD.encode([1u8; 2000]);
+    answer["id"] = json!(long);
+    answer["rawId"] = json!(long);
+    let reply = app
+        .graphql(SIGN_IN, json!({ "c": ceremony, "r": answer }), None)
+        .await;
+    assert_eq!(reply.code(), "INVALID_PASSKEY");
 }

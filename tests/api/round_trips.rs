@@ -162,3 +162,31 @@ async fn concurrent_requests_each_get_their_own_session() {
         }
     }
 }
+
+/// An SPA's parallel requests on one session when its slide falls due:
+/// one of them writes it, and the others use what they read, instead of
+/// every one queueing an `UPDATE` on the row (issue 27).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_requests_of_one_session_write_its_slide_once() {
+    const PARALLEL: usize = 32;
+    let database = TestDatabase::create().await;
+    // A 1 s slide granularity (a tenth of the idle timeout).
+    let server = serve_with(&database.url, "info", &[("GATEHOUSE_IDLE_TIMEOUT", "10s")]);
+    let token = signed_in(&server).await;
+    me(&server, &token).await;
+    let mut updates = Vec::new();
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let before = request_statements(&server).await;
+        join_all((0..PARALLEL).map(|_| me(&server, &token))).await;
+        let after = request_statements(&server).await;
+        updates.push(after - before - PARALLEL as f64);
+    }
+    // One write (and, if a slide from another node got there first, one
+    // read of the row); without coalescing, PostgreSQL saw dozens.
+    assert!(
+        updates.iter().all(|&u| (1.0..=2.0).contains(&u)),
+        "activity writes per {PARALLEL} parallel requests: {updates:?}"
+    );
+    assert!(server.terminate().0);
+}

@@ -27,6 +27,7 @@ use crate::error::{AppError, AuthFailure};
 use crate::repo::session_reader::SessionReader;
 use crate::repo::sessions::{self as session_rows, Revocation};
 use crate::repo::users;
+use crate::services::in_flight::InFlightSlides;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
 use crate::services::relying_party::RelyingParty;
@@ -62,6 +63,8 @@ pub struct AuthService {
     pub second_factor: SecondFactor,
     /// The site passkeys are made for.
     pub relying_party: RelyingParty,
+    /// The sessions whose activity this node is writing now.
+    pub slides: InFlightSlides,
     /// Live subscriptions' reads at once: at most half the pool, so that
     /// many timers firing together never starve the requests.
     pub live_reads: Arc<Semaphore>,

@@ -32,6 +32,9 @@ use crate::services::auth::sign_in::Opening;
 use crate::services::auth::{AuthService, SignedIn};
 use crate::services::relying_party::CEREMONY_LIFETIME;
 
+/// The longest credential ID WebAuthn allows, in bytes.
+pub(in crate::services::auth) const MAX_CREDENTIAL_ID: usize = 1023;
+
 /// A ceremony begun: the token that names it and the options for the
 /// browser, as JSON.
 pub struct Ceremony {
@@ -61,8 +64,6 @@ pub struct NewPasskey<'a> {
     pub ceremony: &'a str,
     pub credential: serde_json::Value,
     pub name: Option<&'a str>,
-    /// The page's `Origin`, to say what to configure when nothing is.
-    pub origin: Option<&'a str>,
 }
 
 impl AuthService {
@@ -71,11 +72,10 @@ impl AuthService {
     pub async fn begin_passkey_registration(
         &self,
         current: &CurrentSession,
-        origin: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Ceremony, AppError> {
-        self.require_fresh(current, now)?;
-        let rp = self.relying_party.for_page(origin)?;
+        self.require_fresh_for_passkeys(current, now)?;
+        let rp = self.relying_party.webauthn()?;
         let account = &current.account;
         let existing = passkeys::list(&self.db, account.id).await?;
         let exclude = existing
@@ -102,7 +102,7 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<passkey::Model, AppError> {
         let name = parse_name(new.name, "Passkey").map_err(AppError::BadUserInput)?;
-        let rp = self.relying_party.for_page(new.origin)?;
+        let rp = self.relying_party.webauthn()?;
         let row = self
             .take_ceremony(&self.db, new.ceremony, Purpose::Register, now)
             .await?;
@@ -164,7 +164,7 @@ impl AuthService {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        self.require_fresh(current, now)?;
+        self.require_fresh_for_passkeys(current, now)?;
         let user = current.account.id;
         // The account is locked by the claim: two deletes at once are
         // judged one after the other, so both cannot leave nothing.
@@ -200,7 +200,6 @@ impl AuthService {
     pub async fn begin_passkey_sign_up(
         &self,
         email: &str,
-        origin: Option<&str>,
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Ceremony, AppError> {
@@ -208,7 +207,7 @@ impl AuthService {
             return Err(AppError::RegistrationClosed);
         }
         let email = Email::parse(email).map_err(AppError::BadUserInput)?;
-        let rp = self.relying_party.for_page(origin)?;
+        let rp = self.relying_party.webauthn()?;
         self.throttle.reserve_registration(client.ip, now).await?;
         // As `register` does; the unique index still decides a race.
         if users::find_by_email(&self.db, &email).await?.is_some() {
@@ -236,7 +235,7 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
         let name = parse_name(new.name, "Passkey").map_err(AppError::BadUserInput)?;
-        let rp = self.relying_party.for_page(new.origin)?;
+        let rp = self.relying_party.webauthn()?;
         let row = self
             .take_ceremony(&self.db, new.ceremony, Purpose::SignUp, now)
             .await?;
@@ -275,6 +274,22 @@ impl AuthService {
         let signed_in = self.open_session(txn, opening, now).await?;
         self.outbox.wake();
         Ok(signed_in)
+    }
+
+    /// Adding or removing a passkey needs a fresh session, and on an
+    /// account with a second factor, one that proved it (not merely a
+    /// remembered browser): else a password and a remembered browser would
+    /// make a passkey, which is AAL2 anywhere.
+    fn require_fresh_for_passkeys(
+        &self,
+        current: &CurrentSession,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        if current.account.second_factor {
+            self.require_fresh_code(current, now)
+        } else {
+            self.require_fresh(current, now)
+        }
     }
 
     /// Stores a ceremony's state and returns the token naming it.
@@ -365,6 +380,9 @@ fn finish_registration(
             tracing::info!(error = %e, "passkey registration refused");
             AppError::InvalidPasskey
         })?;
+    if !(1..=MAX_CREDENTIAL_ID).contains(&passkey.cred_id().len()) {
+        return Err(AppError::InvalidPasskey);
+    }
     let aaguid = auth_data(&response.response.attestation_object).and_then(|d| aaguid_of(&d));
     Ok(Made { passkey, aaguid })
 }

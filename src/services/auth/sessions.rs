@@ -63,14 +63,22 @@ impl AuthService {
                 return Err(refused);
             }
         }
-        let record = if !passive
-            && self
-                .policy(&record)
-                .needs_slide(now, record.last_activity_at)
-        {
-            self.slide(record, now).await?
-        } else {
-            record
+        let policy = self.policy(&record);
+        let due = !passive && policy.needs_slide(now, record.last_activity_at);
+        // One slide per session in flight on this node, and none again soon
+        // after it landed; the others use the value they read, already
+        // judged live at `now`.
+        let granularity = policy.slide_granularity();
+        let claim = due
+            .then(|| self.slides.claim(record.id, now, granularity))
+            .flatten();
+        let record = match claim {
+            Some(claim) => {
+                let record = self.slide(record, now).await?;
+                claim.landed(record.last_activity_at);
+                record
+            }
+            None => record,
         };
         Ok(self.current(account, record))
     }

@@ -21,7 +21,7 @@ use crate::domain::token::{ChallengeToken, TokenHash};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::{passkeys, sessions, sign_in_challenges, users};
-use crate::services::auth::passkeys::{Bound, Ceremony, state_of};
+use crate::services::auth::passkeys::{Bound, Ceremony, MAX_CREDENTIAL_ID, state_of};
 use crate::services::auth::sign_in::second_factor::CHALLENGE_MAX_FAILURES;
 use crate::services::auth::{AuthService, SignedIn};
 
@@ -29,8 +29,6 @@ use crate::services::auth::{AuthService, SignedIn};
 pub struct PasskeyAssertion {
     pub ceremony: String,
     pub credential: serde_json::Value,
-    /// The page's `Origin`, to say what to configure when nothing is.
-    pub origin: Option<String>,
 }
 
 /// What the server expects of an assertion: any of the account's
@@ -46,10 +44,11 @@ impl AuthService {
     /// conditional mediation (autofill); a button drops it.
     pub async fn begin_passkey_sign_in(
         &self,
-        origin: Option<&str>,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Ceremony, AppError> {
-        let rp = self.relying_party.for_page(origin)?;
+        let rp = self.relying_party.webauthn()?;
+        self.throttle.reserve_ceremony(client.ip, now).await?;
         let (options, state) = rp
             .start_discoverable_authentication()
             .map_err(|e| AppError::internal(anyhow::anyhow!("webauthn: {e}")))?;
@@ -67,7 +66,7 @@ impl AuthService {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
-        let rp = self.relying_party.for_page(assertion.origin.as_deref())?;
+        let rp = self.relying_party.webauthn()?;
         let ceremony = self
             .take_ceremony(&self.db, &assertion.ceremony, Purpose::SignIn, now)
             .await?;
@@ -86,7 +85,8 @@ impl AuthService {
         let expected = Expected::Discoverable(state);
         self.check_assertion(&self.db, &credential, expected, &row, client, now)
             .await?;
-        self.throttle.code_succeeded(reservation).await?;
+        self.throttle.assertion_succeeded(reservation).await?;
+        self.throttle.reserve_signin(user.id, now).await?;
         let opening = Opening {
             user: &user,
             credential_version: user.credential_version,
@@ -104,10 +104,9 @@ impl AuthService {
     pub async fn begin_passkey_second_factor(
         &self,
         challenge: &str,
-        origin: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Ceremony, AppError> {
-        let rp = self.relying_party.for_page(origin)?;
+        let rp = self.relying_party.webauthn()?;
         let token = ChallengeToken::parse(challenge).ok_or(AppError::InvalidChallenge)?;
         let hash = token.hash();
         let open = sign_in_challenges::find_open(&self.db, &hash, CHALLENGE_MAX_FAILURES, now);
@@ -126,10 +125,9 @@ impl AuthService {
     pub async fn begin_passkey_reauthentication(
         &self,
         current: &CurrentSession,
-        origin: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Ceremony, AppError> {
-        let rp = self.relying_party.for_page(origin)?;
+        let rp = self.relying_party.webauthn()?;
         let (options, state) = self.listed(rp, current.account.id).await?;
         let bound = Bound {
             user_id: Some(current.account.id),
@@ -149,7 +147,7 @@ impl AuthService {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<CurrentSession, AppError> {
-        self.relying_party.for_page(assertion.origin.as_deref())?;
+        self.relying_party.webauthn()?;
         let ceremony = self
             .take_ceremony(&self.db, &assertion.ceremony, Purpose::Reauthenticate, now)
             .await?;
@@ -178,7 +176,7 @@ impl AuthService {
             .methods(&methods);
         security_events::insert(&txn, vec![event]).await?;
         txn.commit().await?;
-        self.throttle.code_succeeded(reservation).await?;
+        self.throttle.assertion_succeeded(reservation).await?;
         tracing::info!(user_id = %user, session_id = %id, "reauthenticated with a passkey");
         let mut session = current.session.clone();
         session.authenticated_at = at;
@@ -197,7 +195,7 @@ impl AuthService {
         assertion: &PasskeyAssertion,
         now: DateTime<Utc>,
     ) -> Result<bool, AppError> {
-        self.relying_party.for_page(assertion.origin.as_deref())?;
+        self.relying_party.webauthn()?;
         let ceremony = self
             .take_ceremony(txn, &assertion.ceremony, Purpose::SecondFactor, now)
             .await?;
@@ -255,7 +253,11 @@ impl AuthService {
         &self,
         credential: &PublicKeyCredential,
     ) -> Result<passkey::Model, AppError> {
-        let id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
+        let id = credential.get_credential_id();
+        if !(1..=MAX_CREDENTIAL_ID).contains(&id.len()) {
+            return Err(AppError::InvalidPasskey);
+        }
+        let id = URL_SAFE_NO_PAD.encode(id);
         passkeys::find_by_credential(&self.db, &id)
             .await?
             .ok_or(AppError::InvalidPasskey)
@@ -285,7 +287,7 @@ impl AuthService {
         client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let rp = self.relying_party.webauthn();
+        let rp = self.relying_party.webauthn()?;
         let mut key: Passkey = serde_json::from_str(&row.credential).map_err(AppError::internal)?;
         let result = match expected {
             Expected::Discoverable(state) => {
