@@ -130,6 +130,8 @@ pub enum AppError {
     PasskeyAlreadyRegistered,
     /// Removing it would leave the account no way to sign in.
     LastSignInMethod,
+    /// A passkey ceremony for an account that has none.
+    NoPasskey,
     /// No `GATEHOUSE_WEBAUTHN_RP_ID` is set and the page is not on localhost.
     PasskeysNotConfigured,
     /// Too many password attempts for this account or address, or sign-ups
@@ -191,6 +193,7 @@ impl AppError {
             Self::InvalidPasskey => "INVALID_PASSKEY",
             Self::PasskeyAlreadyRegistered => "PASSKEY_ALREADY_REGISTERED",
             Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
+            Self::NoPasskey => "NO_PASSKEY",
             Self::PasskeysNotConfigured => "PASSKEYS_NOT_CONFIGURED",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
@@ -282,6 +285,7 @@ impl AppError {
             Self::LastSignInMethod => {
                 "This is the account's last way to sign in; add another first".into()
             }
+            Self::NoPasskey => "This account has no passkey".into(),
             Self::PasskeysNotConfigured => {
                 "Passkeys are not set up on this server for this site: set \
                  GATEHOUSE_WEBAUTHN_RP_ID (the site's domain) and GATEHOUSE_WEBAUTHN_ORIGINS"
@@ -375,6 +379,7 @@ impl AppError {
             | Self::InvalidPasskey
             | Self::PasskeyAlreadyRegistered
             | Self::LastSignInMethod
+            | Self::NoPasskey
             | Self::PasskeysNotConfigured
             | Self::NotFound => StatusCode::OK,
         }
@@ -636,6 +641,7 @@ pub(crate) mod tests {
             AppError::InvalidPasskey,
             AppError::PasskeyAlreadyRegistered,
             AppError::LastSignInMethod,
+            AppError::NoPasskey,
             AppError::PasskeysNotConfigured,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),

@@ -195,6 +195,14 @@ impl Viewer {
         second_factor_status(ctx, &self.current).await
     }
 
+    /// Whether the account has a password: one made with a passkey has
+    /// none, and proves itself again with a passkey.
+    async fn has_password(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(auth_service(ctx)?
+            .has_password(self.current.account.id)
+            .await?)
+    }
+
     /// The account's passkeys, oldest first.
     async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
         let rows = auth_service(ctx)?.passkeys(self.current.account.id).await?;

@@ -409,6 +409,16 @@ async fn another_accounts_ceremony_is_refused() {
         )
         .await;
     assert_eq!(reply.code(), "INVALID_CEREMONY");
+    // Her attempt did not use it up: it is still Alice's to finish.
+    let mine = Authenticator::new().create(&options);
+    let finished = app
+        .graphql(
+            FINISH_REGISTRATION,
+            json!({ "c": ceremony, "r": mine }),
+            Some(&alice),
+        )
+        .await;
+    finished.data("finishPasskeyRegistration");
 
     // Mallory's passkey cannot answer for Alice's user handle.
     let mut key = Authenticator::new();
@@ -667,6 +677,22 @@ async fn an_account_made_with_a_passkey_has_no_password_and_keeps_a_way_in() {
     assert_eq!(signed_up["session"]["assuranceLevel"], "AAL2");
     let token = signed_up["token"].as_str().unwrap();
     let user = signed_up["user"]["id"].as_str().unwrap();
+    let me = app
+        .graphql(
+            "{ me { hasPassword passkeys { name lastUsedAt } } }",
+            json!({}),
+            Some(token),
+        )
+        .await;
+    let me = me.data("me");
+    assert_eq!(me["hasPassword"], false);
+    assert!(me["passkeys"][0]["lastUsedAt"].is_string(), "{me}");
+    let events = app.graphql(EVENTS, json!({}), Some(token)).await;
+    let kinds = event_kinds(events.data("me"));
+    assert!(
+        kinds.contains(&("PASSKEY_ADDED".into(), Some("Phone".into()))),
+        "{kinds:?}"
+    );
 
     // No password signs in to it, not even an empty one.
     assert_eq!(

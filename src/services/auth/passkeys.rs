@@ -26,8 +26,9 @@ use crate::domain::security_event::EventKind;
 use crate::domain::token::{CeremonyToken, Purpose as LinkPurpose, TokenHash};
 use crate::error::AppError;
 use crate::mail::templates::SecondFactorNotice;
+use crate::repo::passkey_ceremonies::{self, Owner};
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::{passkey_ceremonies, passkeys, users};
+use crate::repo::{passkeys, users};
 use crate::services::auth::sign_in::Opening;
 use crate::services::auth::{AuthService, SignedIn};
 use crate::services::relying_party::CEREMONY_LIFETIME;
@@ -104,11 +105,14 @@ impl AuthService {
         let name = parse_name(new.name, "Passkey").map_err(AppError::BadUserInput)?;
         let rp = self.relying_party.webauthn()?;
         let row = self
-            .take_ceremony(&self.db, new.ceremony, Purpose::Register, now)
+            .take_ceremony(
+                &self.db,
+                new.ceremony,
+                Purpose::Register,
+                owner(current),
+                now,
+            )
             .await?;
-        if row.session_id != Some(current.session.id) {
-            return Err(AppError::InvalidCeremony);
-        }
         let state: PasskeyRegistration = state_of(&row)?;
         let made = finish_registration(rp, new.credential, &state)?;
         let (txn, at) = self.claim(current, now).await?;
@@ -130,6 +134,12 @@ impl AuthService {
         self.outbox.wake();
         tracing::info!(user_id = %user, passkey_id = %stored.id, "passkey added");
         Ok(stored)
+    }
+
+    /// Whether the account has a password.
+    pub async fn has_password(&self, user_id: Uuid) -> Result<bool, AppError> {
+        let user = users::find_by_id(&self.db, user_id).await?;
+        Ok(user.is_some_and(|u| u.password_hash != user::NO_PASSWORD))
     }
 
     /// The caller's passkeys, oldest first.
@@ -237,7 +247,13 @@ impl AuthService {
         let name = parse_name(new.name, "Passkey").map_err(AppError::BadUserInput)?;
         let rp = self.relying_party.webauthn()?;
         let row = self
-            .take_ceremony(&self.db, new.ceremony, Purpose::SignUp, now)
+            .take_ceremony(
+                &self.db,
+                new.ceremony,
+                Purpose::SignUp,
+                Owner::default(),
+                now,
+            )
             .await?;
         let (Some(id), Some(email)) = (row.user_id, row.email.as_deref()) else {
             return Err(AppError::InvalidCeremony);
@@ -253,11 +269,19 @@ impl AuthService {
                 Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
                 _ => e.into(),
             })?;
-        let stored = passkey_row(user.id, made, name, now)?;
-        if !passkeys::insert(&txn, stored).await? {
+        let stored = passkey::Model {
+            // It signs in at once.
+            last_used_at: Some(now),
+            ..passkey_row(user.id, made, name, now)?
+        };
+        if !passkeys::insert(&txn, stored.clone()).await? {
             txn.rollback().await?;
             return Err(AppError::PasskeyAlreadyRegistered);
         }
+        let event = NewEvent::of_account(EventKind::PasskeyAdded, user.id, now)
+            .detail(&stored.name)
+            .client(client);
+        security_events::insert(&txn, vec![event]).await?;
         if mail {
             self.outbox
                 .queue_link(&txn, LinkPurpose::Verify, user.id, &user.email, now)
@@ -331,12 +355,21 @@ impl AuthService {
         db: &impl sea_orm::ConnectionTrait,
         raw: &str,
         purpose: Purpose,
+        owner: Owner<'_>,
         now: DateTime<Utc>,
     ) -> Result<passkey_ceremony::Model, AppError> {
         let token = CeremonyToken::parse(raw).ok_or(AppError::InvalidCeremony)?;
-        passkey_ceremonies::take(db, &token.hash(), purpose.as_str(), now)
+        passkey_ceremonies::take(db, &token.hash(), purpose.as_str(), owner, now)
             .await?
             .ok_or(AppError::InvalidCeremony)
+    }
+}
+
+/// A ceremony the caller's session began.
+pub(in crate::services::auth) fn owner(current: &CurrentSession) -> Owner<'static> {
+    Owner {
+        session_id: Some(current.session.id),
+        ..Owner::default()
     }
 }
 

@@ -19,9 +19,10 @@ use crate::domain::second_factor::{Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::token::{ChallengeToken, TokenHash};
 use crate::error::AppError;
+use crate::repo::passkey_ceremonies::Owner;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::{passkeys, sessions, sign_in_challenges, users};
-use crate::services::auth::passkeys::{Bound, Ceremony, MAX_CREDENTIAL_ID, state_of};
+use crate::services::auth::passkeys::{Bound, Ceremony, MAX_CREDENTIAL_ID, owner, state_of};
 use crate::services::auth::sign_in::second_factor::CHALLENGE_MAX_FAILURES;
 use crate::services::auth::{AuthService, SignedIn};
 
@@ -68,7 +69,13 @@ impl AuthService {
     ) -> Result<SignedIn, AppError> {
         let rp = self.relying_party.webauthn()?;
         let ceremony = self
-            .take_ceremony(&self.db, &assertion.ceremony, Purpose::SignIn, now)
+            .take_ceremony(
+                &self.db,
+                &assertion.ceremony,
+                Purpose::SignIn,
+                Owner::default(),
+                now,
+            )
             .await?;
         let state: DiscoverableAuthentication = state_of(&ceremony)?;
         let credential = parse(assertion.credential)?;
@@ -149,11 +156,14 @@ impl AuthService {
     ) -> Result<CurrentSession, AppError> {
         self.relying_party.webauthn()?;
         let ceremony = self
-            .take_ceremony(&self.db, &assertion.ceremony, Purpose::Reauthenticate, now)
+            .take_ceremony(
+                &self.db,
+                &assertion.ceremony,
+                Purpose::Reauthenticate,
+                owner(current),
+                now,
+            )
             .await?;
-        if ceremony.session_id != Some(current.session.id) {
-            return Err(AppError::InvalidCeremony);
-        }
         let state: PasskeyAuthentication = state_of(&ceremony)?;
         let credential = parse(assertion.credential)?;
         let row = self.registered(&credential).await?;
@@ -196,14 +206,14 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<bool, AppError> {
         self.relying_party.webauthn()?;
+        let owner = Owner {
+            user_id: Some(user.id),
+            challenge: Some(challenge),
+            ..Owner::default()
+        };
         let ceremony = self
-            .take_ceremony(txn, &assertion.ceremony, Purpose::SecondFactor, now)
+            .take_ceremony(txn, &assertion.ceremony, Purpose::SecondFactor, owner, now)
             .await?;
-        if ceremony.user_id != Some(user.id)
-            || ceremony.challenge_hash.as_deref() != Some(challenge.as_str())
-        {
-            return Err(AppError::InvalidCeremony);
-        }
         let state: PasskeyAuthentication = state_of(&ceremony)?;
         let credential = parse(assertion.credential.clone())?;
         let row = self.registered(&credential).await?;
@@ -242,7 +252,7 @@ impl AuthService {
             .collect::<Result<_, _>>()
             .map_err(AppError::internal)?;
         if keys.is_empty() {
-            return Err(AppError::InvalidPasskey);
+            return Err(AppError::NoPasskey);
         }
         rp.start_passkey_authentication(&keys)
             .map_err(|e| AppError::internal(anyhow::anyhow!("webauthn: {e}")))
