@@ -5,6 +5,7 @@ import { print } from "graphql";
 import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
+  AccountDocument,
   BeginTotpEnrolmentDocument,
   ChangeEmailDocument,
   CompleteSignInDocument,
@@ -25,7 +26,9 @@ import {
   SecondFactorDocument,
   SessionStatusDocument,
   VerifyEmailDocument,
+  type AccountQuery,
   type BeginTotpEnrolmentMutation,
+  type ReauthenticateInput,
   type MeQuery,
   type SecondFactorQuery,
   type SessionStatusSubscription,
@@ -185,6 +188,12 @@ export interface ClientOptions {
    */
   confirmPassword?: () => Promise<string | null>;
   /**
+   * The same step where more than a password may prove it (a code with it,
+   * or a passkey): resolve to `reauthenticate`'s input, or null on cancel.
+   * It wins over `confirmPassword`.
+   */
+  confirmIdentity?: () => Promise<ReauthenticateInput | null>;
+  /**
    * Keep the session in Gatehouse's HttpOnly cookie instead of in memory
    * (GATEHOUSE_SESSION_COOKIE=true, and this app's origin in
    * GATEHOUSE_CORS_ORIGINS).
@@ -226,8 +235,8 @@ export class GatehouseClient {
    * `SecondFactorRequired`: finish with `completeSignIn`. A browser
    * remembered after an earlier second factor skips it.
    */
-  async login(email: string, password: string): Promise<void> {
-    const input = { email, password, knownDevice: this.knownDevice };
+  async login(email: string, password: string, rememberMe = false): Promise<void> {
+    const input = { email, password, rememberMe, knownDevice: this.knownDevice };
     const { login } = await this.request(LoginDocument, { input });
     this.keepDevice(login.knownDevice);
     this.signedIn(login.token, login.session);
@@ -254,7 +263,9 @@ export class GatehouseClient {
    * is (`element.innerHTML = qrCodeSvg`), with `secret` for typing by hand.
    */
   async beginTotpEnrolment(): Promise<BeginTotpEnrolmentMutation["beginTotpEnrolment"]> {
-    const { beginTotpEnrolment } = await this.request(BeginTotpEnrolmentDocument, {});
+    const { beginTotpEnrolment } = await this.sensitive(() =>
+      this.request(BeginTotpEnrolmentDocument, {}),
+    );
     return beginTotpEnrolment;
   }
 
@@ -274,6 +285,13 @@ export class GatehouseClient {
 
   async me(): Promise<MeQuery["me"]> {
     const { me } = await this.request(MeDocument, {});
+    this.scheduleRefresh(me.session);
+    return me;
+  }
+
+  /** Everything the account page shows, in one request. */
+  async account(): Promise<AccountQuery["me"]> {
+    const { me } = await this.request(AccountDocument, {});
     this.scheduleRefresh(me.session);
     return me;
   }
@@ -323,12 +341,19 @@ export class GatehouseClient {
     try {
       return await operation();
     } catch (error) {
-      if (!(error instanceof ReauthenticationRequired) || !this.options.confirmPassword) throw error;
-      const password = await this.options.confirmPassword();
-      if (password === null) throw error;
-      await this.request(ReauthenticateDocument, { input: { password } });
+      if (!(error instanceof ReauthenticationRequired)) throw error;
+      const input = await this.askIdentity();
+      if (input === null) throw error;
+      await this.request(ReauthenticateDocument, { input });
       return operation();
     }
+  }
+
+  private async askIdentity(): Promise<ReauthenticateInput | null> {
+    const { confirmIdentity, confirmPassword } = this.options;
+    if (confirmIdentity) return confirmIdentity();
+    const password = confirmPassword ? await confirmPassword() : null;
+    return password === null ? null : { password };
   }
 
   /**
@@ -422,6 +447,8 @@ export class GatehouseClient {
    */
   watch(options: {
     onWarning: (secondsLeft: number, stay: () => Promise<void>) => void;
+    /** The session's state now, e.g. after a refresh: hide any warning. */
+    onCurrent?: (expiresAt: string) => void;
     /** The WebSocket class, where there is no global one (Node). */
     webSocketImpl?: unknown;
   }): () => void {
@@ -438,7 +465,9 @@ export class GatehouseClient {
     const stop = client.subscribe<SessionStatusSubscription>(payload, {
       next: ({ data }) => {
         const status = data?.sessionStatus;
-        if (status?.kind === "WARNING") {
+        if (status?.kind === "CURRENT") {
+          options.onCurrent?.(status.expiresAt ?? "");
+        } else if (status?.kind === "WARNING") {
           options.onWarning(status.secondsLeft ?? 0, async () => {
             await this.refresh();
           });
