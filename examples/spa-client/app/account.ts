@@ -1,5 +1,5 @@
 // The account page: who you are, where you are signed in, what happened
-// lately, and the second factor.
+// lately, passkeys and the second factor.
 import type { AccountQuery } from "../src/gql/graphql.js";
 import { action, h, methods, onSubmit, showError, when, words, type Ctx, type Page } from "./ui.js";
 
@@ -11,6 +11,7 @@ export function accountPage(ctx: Ctx): Page {
   const revokeOthers = h("button", { id: "revoke-others", type: "button", hidden: true }, "Sign out everywhere else");
   const events = h("ol", { id: "events", class: "rows" });
   const totp = totpSection(ctx, () => load());
+  const passkeys = passkeySection(ctx, () => load());
 
   const load = async () => {
     const me = await ctx.client.account();
@@ -20,6 +21,7 @@ export function accountPage(ctx: Ctx): Page {
     revokeOthers.hidden = me.sessions.length < 2;
     events.replaceChildren(...me.securityEvents.edges.map(({ node }) => eventRow(node)));
     totp.show(me);
+    passkeys.show(me);
   };
   revokeOthers.addEventListener("click", () =>
     action(ctx, revokeOthers, async () => {
@@ -37,6 +39,7 @@ export function accountPage(ctx: Ctx): Page {
     h("h2", {}, "Where you're signed in"),
     sessions,
     revokeOthers,
+    passkeys.element,
     totp.element,
     h("h2", {}, "Recent security events"),
     events,
@@ -75,6 +78,7 @@ function sessionRow(ctx: Ctx, session: Me["sessions"][number], reload: () => Pro
 
 function eventRow(event: Me["securityEvents"]["edges"][number]["node"]) {
   const detail = [
+    event.passkeyName ? `"${event.passkeyName}"` : "",
     event.methods?.length ? `with ${methods(event.methods)}` : "",
     event.revokedBy ? `by ${words(event.revokedBy).toLowerCase()}` : "",
     event.timeout ? `(${words(event.timeout).toLowerCase()} timeout)` : "",
@@ -165,4 +169,84 @@ function totpSection(ctx: Ctx, reload: () => Promise<void>) {
     begin.hidden = enabled || !enrolment.hidden;
   };
   return { element, show };
+}
+
+/** Passkeys: the list (rename, remove) and "Add a passkey". */
+function passkeySection(ctx: Ctx, reload: () => Promise<void>) {
+  const list = h("ul", { id: "passkeys", class: "rows" });
+  const name = h("input", { id: "passkey-add-name", placeholder: "e.g. Work laptop", maxlength: "64" });
+  const form = h(
+    "form",
+    { id: "passkey-add-form" },
+    h("label", {}, "Name for a new passkey (optional)", name),
+    h("button", { id: "passkey-add", type: "submit" }, "Add a passkey"),
+  );
+  onSubmit(ctx, form, async () => {
+    const added = await ctx.client.addPasskey(name.value.trim() || undefined);
+    name.value = "";
+    ctx.notice(`Added the passkey "${added.name}".`);
+    await reload();
+  });
+  const supported = typeof window.PublicKeyCredential === "function";
+  const element = h(
+    "div",
+    { id: "passkey-section" },
+    h("h2", {}, "Passkeys"),
+    list,
+    supported ? form : h("p", {}, "This browser cannot make passkeys."),
+  );
+  const show = (me: Me) => {
+    list.replaceChildren(
+      ...(me.passkeys.length
+        ? me.passkeys.map((passkey) => passkeyRow(ctx, passkey, reload))
+        : [h("li", { id: "no-passkeys" }, "No passkeys yet: add one to sign in without a password.")]),
+    );
+  };
+  return { element, show };
+}
+
+function passkeyRow(ctx: Ctx, passkey: Me["passkeys"][number], reload: () => Promise<void>) {
+  const rename = h("button", { type: "button", "data-testid": "passkey-rename" }, "Rename");
+  const remove = h("button", { type: "button", "data-testid": "passkey-remove" }, "Remove");
+  const row = h(
+    "li",
+    { "data-testid": "passkey", "data-passkey-id": passkey.id },
+    h("strong", { "data-testid": "passkey-name" }, passkey.name),
+    passkey.backedUp && h("span", { class: "badge" }, "Synced"),
+    h(
+      "small",
+      {},
+      `${passkey.authenticator ?? "Unknown authenticator"} · added ${when(passkey.createdAt)}` +
+        ` · last used ${when(passkey.lastUsedAt)}`,
+    ),
+    rename,
+    remove,
+  );
+  remove.addEventListener("click", () =>
+    action(ctx, remove, async () => {
+      await ctx.client.deletePasskey(passkey.id);
+      ctx.notice(`Removed the passkey "${passkey.name}".`);
+      await reload();
+    }),
+  );
+  rename.addEventListener("click", () => {
+    const input = h("input", { "data-testid": "passkey-rename-input", value: passkey.name, maxlength: "64", required: true });
+    const cancel = h("button", { type: "button" }, "Cancel");
+    const form = h(
+      "form",
+      { class: "inline" },
+      input,
+      h("button", { type: "submit", "data-testid": "passkey-rename-save" }, "Save"),
+      cancel,
+    );
+    const before = [...row.childNodes];
+    cancel.addEventListener("click", () => row.replaceChildren(...before));
+    onSubmit(ctx, form, async () => {
+      await ctx.client.renamePasskey(passkey.id, input.value.trim());
+      await reload();
+    });
+    row.replaceChildren(form);
+    input.select();
+  });
+  return row;
 }

@@ -158,14 +158,18 @@ const dialog = (() => {
   const code = h("input", { id: "reauth-code", autocomplete: "one-time-code", inputmode: "numeric" });
   const codeLabel = h("label", {}, "Code from your authenticator app, or a recovery code", code);
   const cancel = h("button", { id: "reauth-cancel", type: "button" }, "Cancel");
+  const passkey = h("button", { id: "reauth-passkey", type: "button" }, "Use a passkey instead");
+  const error = h("p", { id: "reauth-error", class: "error", hidden: true });
   const form = h(
     "form",
     { id: "reauth-form" },
     h("h2", {}, "Confirm it's you"),
-    h("p", {}, "This needs your password again."),
+    h("p", {}, "This needs your password again, or a passkey."),
     h("label", {}, "Password", password),
     codeLabel,
+    error,
     h("div", { class: "buttons" }, h("button", { id: "reauth-submit", type: "submit" }, "Confirm"), cancel),
+    passkey,
   );
   const element = h("dialog", { id: "reauth-dialog" }, form);
   document.body.append(element);
@@ -181,12 +185,27 @@ const dialog = (() => {
     finish(code.value ? { password: password.value, ...proof } : { password: password.value });
   });
   cancel.addEventListener("click", () => finish(null));
+  // The passkey's answer goes to `reauthenticate` in place of the password.
+  passkey.addEventListener("click", async () => {
+    passkey.disabled = true;
+    error.hidden = true;
+    try {
+      finish({ passkey: await client.passkeyProof() });
+    } catch (e) {
+      error.textContent = e instanceof Error ? e.message : String(e);
+      error.hidden = false;
+    } finally {
+      passkey.disabled = false;
+    }
+  });
   element.addEventListener("close", () => finish(null));
   return {
     ask(): Promise<ReauthenticateInput | null> {
       password.value = "";
       code.value = "";
       codeLabel.hidden = !ctx.account?.secondFactor.enabled;
+      passkey.hidden = !ctx.account?.passkeys.length;
+      error.hidden = true;
       element.showModal();
       password.focus();
       return new Promise((resolve) => (settle = resolve));

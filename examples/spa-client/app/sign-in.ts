@@ -1,6 +1,8 @@
 // The signed-out pages: sign in, sign up, and the second-factor step.
-import { SecondFactorRequired } from "../src/client.js";
-import { h, onSubmit, type Ctx, type Page } from "./ui.js";
+import { GatehouseError, SecondFactorRequired, type SecondFactorCode } from "../src/client.js";
+import { action, h, onSubmit, showError, type Ctx, type Page } from "./ui.js";
+
+const passkeysWork = typeof window.PublicKeyCredential === "function";
 
 export function signInPage(ctx: Ctx): Page {
   const email = h("input", { id: "sign-in-email", type: "email", autocomplete: "username", required: true });
@@ -25,14 +27,52 @@ export function signInPage(ctx: Ctx): Page {
     }
     ctx.signedIn();
   });
+
+  // Autofill (conditional UI): the passkeys show under the e-mail field.
+  let autofill = new AbortController();
+  // `data-autofill` says whether the passkeys are on offer there.
+  const offerInAutofill = async (): Promise<void> => {
+    if (!passkeysWork || !(await PublicKeyCredential.isConditionalMediationAvailable?.())) return;
+    email.autocomplete = "username webauthn";
+    const { signal } = autofill;
+    email.dataset.autofill = "offered";
+    try {
+      await ctx.client.signInWithPasskey({ conditional: true, signal, rememberMe: rememberMe.checked });
+    } catch (error) {
+      email.dataset.autofill = "ended";
+      if (signal.aborted || error instanceof DOMException) return; // left, or a button took over
+      showError(ctx, error);
+      // The ceremony lives 5 minutes; offer a new one if it lapsed.
+      if (error instanceof GatehouseError && error.code === "INVALID_CEREMONY") return offerInAutofill();
+      return;
+    }
+    ctx.signedIn();
+  };
+  void offerInAutofill();
+
+  const passkey = h("button", { id: "passkey-sign-in", type: "button", hidden: !passkeysWork }, "Sign in with a passkey");
+  passkey.addEventListener("click", () =>
+    action(ctx, passkey, async () => {
+      autofill.abort(); // the browser runs one request at a time
+      autofill = new AbortController();
+      try {
+        await ctx.client.signInWithPasskey({ rememberMe: rememberMe.checked });
+      } catch (error) {
+        void offerInAutofill();
+        throw error;
+      }
+      ctx.signedIn();
+    }),
+  );
   const element = h(
     "section",
     { id: "sign-in-page" },
     h("h1", {}, "Sign in"),
     form,
+    h("div", { class: "alternatives" }, passkey),
     h("p", {}, "No account yet? ", h("a", { href: "#/sign-up", id: "to-sign-up" }, "Create one")),
   );
-  return { element };
+  return { element, leave: () => autofill.abort() };
 }
 
 export function signUpPage(ctx: Ctx): Page {
@@ -49,11 +89,21 @@ export function signUpPage(ctx: Ctx): Page {
     await ctx.client.register(email.value, password.value);
     ctx.signedIn();
   });
+  // A passkey instead of a password: only the address is needed.
+  const passkey = h("button", { id: "passkey-sign-up", type: "button", hidden: !passkeysWork }, "Sign up with a passkey");
+  passkey.addEventListener("click", () =>
+    action(ctx, passkey, async () => {
+      if (!email.reportValidity()) return;
+      await ctx.client.signUpWithPasskey(email.value);
+      ctx.signedIn();
+    }),
+  );
   const element = h(
     "section",
     { id: "sign-up-page" },
     h("h1", {}, "Create an account"),
     form,
+    h("div", { class: "alternatives" }, passkey),
     h("p", {}, "Have an account? ", h("a", { href: "#/sign-in", id: "to-sign-in" }, "Sign in")),
   );
   return { element };
@@ -77,7 +127,7 @@ export function secondFactorPage(ctx: Ctx): Page {
     h("label", { class: "check" }, remember, "Remember this browser"),
     h("button", { id: "second-factor-submit", type: "submit" }, "Verify"),
   );
-  const finish = async (proof: Parameters<Ctx["client"]["completeSignIn"]>[1]) => {
+  const finish = async (proof: SecondFactorCode) => {
     await ctx.client.completeSignIn(challenge.challenge, proof, remember.checked);
     ctx.challenge = null;
     ctx.signedIn();
@@ -93,6 +143,14 @@ export function secondFactorPage(ctx: Ctx): Page {
     code.value = "";
     code.focus();
   });
+  const passkey = h("button", { id: "second-factor-passkey", type: "button" }, "Use a passkey");
+  passkey.addEventListener("click", () =>
+    action(ctx, passkey, async () => {
+      await ctx.client.completeSignInWithPasskey(challenge.challenge, remember.checked);
+      ctx.challenge = null;
+      ctx.signedIn();
+    }),
+  );
   const element = h(
     "section",
     { id: "second-factor-page" },
@@ -101,6 +159,7 @@ export function secondFactorPage(ctx: Ctx): Page {
     h(
       "div",
       { class: "alternatives" },
+      passkeysWork && challenge.methods.includes("PASSKEY") && passkey,
       challenge.methods.includes("RECOVERY_CODE") && toggle,
     ),
     h("p", {}, h("a", { href: "#/sign-in" }, "Start over")),
