@@ -1,9 +1,10 @@
 // The SPA example's browser app (examples/spa-client/app), bundled as it
 // ships, served from its own origin and driven in headless Chromium over
 // W3C WebDriver against the real binary: sign-up, sessions and events,
-// the "confirm it's you" step, TOTP enrolment and sign-in, the live
-// expiry warning. A screenshot of each page goes to GATEHOUSE_SCREENSHOTS
-// (default target/screenshots/).
+// the "confirm it's you" step, passkeys on WebDriver's virtual
+// authenticator (autofill, the button, the second factor, sign-up),
+// TOTP, and the live expiry warning. A screenshot of each page goes to
+// GATEHOUSE_SCREENSHOTS (default target/screenshots/).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -163,6 +164,37 @@ class Browser {
     );
   }
 
+  /** A platform authenticator that holds passkeys and verifies the user at once. */
+  async addAuthenticator() {
+    const id = await this.do("POST", "/webauthn/authenticator", {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+    });
+    this.authenticator = `/webauthn/authenticator/${id}`;
+  }
+
+  passkeys() {
+    return this.do("GET", `${this.authenticator}/credentials`);
+  }
+
+  /**
+   * Takes the passkeys out of the authenticator, for `givePasskeys`. The
+   * virtual authenticator answers autofill at once, so the sign-in page
+   * would sign in with any passkey it holds.
+   */
+  async takePasskeys() {
+    const held = await this.passkeys();
+    await this.do("DELETE", `${this.authenticator}/credentials`);
+    return held;
+  }
+
+  async givePasskeys(held) {
+    for (const credential of held) await this.do("POST", `${this.authenticator}/credential`, credential);
+  }
+
   async screenshot(name) {
     const png = await this.do("GET", "/screenshot");
     const file = `${String(++this.shots).padStart(2, "0")}-${name}.png`;
@@ -217,7 +249,12 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
 
   before(async () => {
     app = await serveApp();
-    const env = { GATEHOUSE_CORS_ORIGINS: app.origin, GATEHOUSE_WEBAUTHN_ORIGINS: app.origin };
+    // The binary wants the RP ID whenever origins are listed.
+    const env = {
+      GATEHOUSE_CORS_ORIGINS: app.origin,
+      GATEHOUSE_WEBAUTHN_RP_ID: "localhost",
+      GATEHOUSE_WEBAUTHN_ORIGINS: app.origin,
+    };
     server = await startGatehouse({ ...env, GATEHOUSE_FRESH_AGE: `${FRESH / 1000}s` });
     // Short timeouts, for the expiry warning.
     brief = await startGatehouse({
@@ -226,6 +263,7 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
       GATEHOUSE_EXPIRY_WARNING: "3s",
     });
     browser = await Browser.start();
+    await browser.addAuthenticator();
     // This run's screenshots only.
     mkdirSync(SCREENSHOTS, { recursive: true });
     for (const old of readdirSync(SCREENSHOTS).filter((f) => /^\d\d-[\w-]+\.png$/.test(f))) {
@@ -255,9 +293,37 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     return which === "dialog";
   }
 
-  test("signs up, manages sessions with a fresh password, enrols TOTP and signs in with a code", async () => {
+  /** Opens the app against `gatehouse` on `route`. */
+  async function open(gatehouse, route) {
+    await browser.goto(`${app.origin}/?api=${encodeURIComponent(gatehouse.url)}${route}`);
+  }
+
+  async function signInWithPassword(address) {
+    await browser.type("#sign-in-email", address);
+    await browser.type("#sign-in-password", PASSWORD);
+    await browser.click("#sign-in-submit");
+  }
+
+  async function signOut() {
+    await browser.click("#sign-out");
+    await browser.route("sign-in");
+  }
+
+  /** Waits until this browser's session in the list was proven with `methods`. */
+  function signedInWith(methods) {
+    const pattern = new RegExp(`with ${methods.replace(/\+/g, "\\+")} from`);
+    return browser.until(`a session with ${methods}`, async () => {
+      const rows = await browser.run(
+        "return [...document.querySelectorAll('[data-testid=session][data-current=true]')].map(e => e.innerText)",
+      );
+      return rows.some((text) => pattern.test(text));
+    });
+  }
+
+  test("signs up with a password, adds a passkey, signs in with it every way, with TOTP, and removes it", async () => {
+    await browser.takePasskeys();
     const address = email("browser");
-    await browser.goto(`${app.origin}/?api=${encodeURIComponent(server.url)}#/sign-up`);
+    await open(server, "#/sign-up");
     await browser.route("sign-up");
     await browser.screenshot("sign-up");
     await browser.type("#sign-up-email", address);
@@ -267,6 +333,7 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     assert.equal(await browser.text("#account-email"), `${address} (not verified yet)`);
     await browser.find("[data-testid=session][data-current=true]");
     assert.deepEqual(await browser.events(), ["SIGNED_IN"]);
+    await browser.find("#no-passkeys");
 
     // The phone signs in too; the list shows both, with their devices.
     const phone = await phoneSignIn(server, address);
@@ -280,6 +347,7 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     await sleep(FRESH + 500);
     await browser.click("[data-testid=revoke-session]");
     await browser.find("#reauth-dialog[open]");
+    assert.equal(await browser.run("return document.getElementById('reauth-passkey').hidden"), true);
     await browser.screenshot("confirm-password");
     await browser.type("#reauth-password", PASSWORD);
     await browser.click("#reauth-submit");
@@ -289,6 +357,28 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     assert.equal(await meWith(server, phone), "REVOKED");
     const kinds = await browser.events();
     assert.ok(kinds.includes("REAUTHENTICATED") && kinds.includes("SESSION_REVOKED"), kinds);
+
+    // A passkey, made by the browser's authenticator, then renamed.
+    await browser.type("#passkey-add-name", "Test laptop");
+    await browser.click("#passkey-add");
+    await confirmIfAsked("[data-testid=passkey]");
+    assert.equal(await browser.text("[data-testid=passkey-name]"), "Test laptop");
+    assert.equal((await browser.passkeys()).length, 1);
+    await browser.until("the passkey event", async () => (await browser.events()).includes("PASSKEY_ADDED"));
+    await browser.click("[data-testid=passkey-rename]");
+    await browser.type("[data-testid=passkey-rename-input]", "Work laptop");
+    await browser.click("[data-testid=passkey-rename-save]");
+    await browser.until("the new name", async () =>
+      (await browser.text("[data-testid=passkey-name]")) === "Work laptop",
+    );
+    assert.match(await browser.text("[data-testid=passkey]"), /added .* · last used never/);
+    await browser.screenshot("passkeys");
+
+    // Signed out, the sign-in page offers the passkey in the e-mail field's
+    // autofill; the virtual authenticator picks it at once. No address typed.
+    await browser.click("#sign-out");
+    await signedInWith("passkey");
+    assert.match(await browser.text("[data-testid=passkey]"), /last used \d/);
 
     // TOTP: the QR code, the app's first code, then the recovery codes once.
     await browser.click("#totp-begin");
@@ -312,38 +402,72 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
       (await browser.events()).includes("SECOND_FACTOR_ENABLED"),
     );
 
-    await browser.click("#sign-out");
-    await browser.route("sign-in");
+    // The password, then the app's code. The passkey is out of the
+    // authenticator meanwhile, or the sign-in page's autofill would use it.
+    let held = await browser.takePasskeys();
+    await signOut();
     assert.equal(await browser.text("#notice"), "You signed out.");
     await browser.screenshot("sign-in");
-
-    // The password, then the app's code; this browser is remembered.
-    await browser.type("#sign-in-email", address);
-    await browser.type("#sign-in-password", PASSWORD);
-    await browser.click("#sign-in-submit");
+    await signInWithPassword(address);
     await browser.route("second-factor");
+    await browser.find("#second-factor-passkey");
     await browser.screenshot("second-factor");
     // The enrolment used this period's code, and a code works only once.
     await browser.type("#second-factor-code", authenticator.generate({ timestamp: Date.now() + 30_000 }));
-    await browser.click("#remember-browser");
     await browser.click("#second-factor-submit");
     await browser.route("account");
-    assert.match(await browser.text("[data-testid=session][data-current=true]"), /with password \+ authenticator app/);
+    await signedInWith("password + authenticator app");
 
-    // The remembered browser skips the code next time.
-    await browser.click("#sign-out");
-    await browser.route("sign-in");
-    await browser.type("#sign-in-email", address);
-    await browser.type("#sign-in-password", PASSWORD);
-    await browser.click("#sign-in-submit");
+    // The password, then the passkey as the second factor; remember this browser.
+    await signOut();
+    await signInWithPassword(address);
+    await browser.route("second-factor");
+    await browser.givePasskeys(held);
+    await browser.click("#remember-browser");
+    await browser.click("#second-factor-passkey");
     await browser.route("account");
-    assert.match(await browser.text("[data-testid=session][data-current=true]"), /with password \+ remembered browser/);
+    await signedInWith("password + passkey");
+
+    // The remembered browser skips the second factor.
+    held = await browser.takePasskeys();
+    await signOut();
+    await signInWithPassword(address);
+    await browser.route("account");
+    await signedInWith("password + remembered browser");
+
+    // The "Sign in with a passkey" button, once the autofill found nothing.
+    await signOut();
+    await browser.find("#sign-in-email[data-autofill=ended]");
+    await browser.givePasskeys(held);
+    await browser.click("#passkey-sign-in");
+    await browser.route("account");
+    await signedInWith("passkey");
+
+    // Removing it needs a fresh proof: the passkey itself will do.
+    await sleep(FRESH + 500);
+    await browser.click("[data-testid=passkey-remove]");
+    await browser.find("#reauth-dialog[open]");
+    await browser.find("#reauth-passkey");
+    await browser.screenshot("confirm-with-passkey");
+    await browser.click("#reauth-passkey");
+    await browser.find("#no-passkeys");
+    assert.equal(await browser.text("#notice"), 'Removed the passkey "Work laptop".');
+    await browser.until("the removal event", async () => (await browser.events()).includes("PASSKEY_REMOVED"));
+    assert.match(await browser.text("[data-testid=event][data-kind=PASSKEY_REMOVED]"), /"Work laptop"/);
+    await browser.screenshot("passkey-removed");
+
+    // The browser still holds it, but the server no longer takes it.
     await browser.click("#sign-out");
-    await browser.route("sign-in");
+    await browser.until("the passkey refused", () =>
+      browser.run("return document.getElementById('notice').dataset.code === 'INVALID_PASSKEY'"),
+    );
+    assert.equal(await browser.run("return document.body.dataset.route"), "sign-in");
+    await browser.takePasskeys();
   });
 
   test("warns before an idle session ends, stays signed in when asked, then says why it ended", async () => {
-    await browser.goto(`${app.origin}/?api=${encodeURIComponent(brief.url)}#/sign-up`);
+    await browser.takePasskeys();
+    await open(brief, "#/sign-up");
     await browser.route("sign-up");
     await browser.type("#sign-up-email", email("browser-idle"));
     await browser.type("#sign-up-password", PASSWORD);
@@ -370,5 +494,35 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
       "You were signed out after a period of inactivity.",
     );
     await browser.screenshot("signed-out-idle");
+  });
+
+  test("signs up with a passkey alone, and will not remove the only way in", async () => {
+    await browser.takePasskeys();
+    const address = email("browser-passkey");
+    await open(server, "#/sign-up");
+    await browser.type("#sign-up-email", address);
+    await browser.click("#passkey-sign-up");
+    await browser.route("account");
+    await signedInWith("passkey");
+    assert.equal(await browser.text("[data-testid=passkey-name]"), "Passkey");
+    assert.equal((await browser.passkeys()).length, 1);
+    assert.match(await browser.text("[data-testid=event][data-kind=SIGNED_IN]"), /with passkey/);
+
+    await browser.click("[data-testid=passkey-remove]");
+    await confirmIfAsked("[data-testid=passkey]");
+    await browser.until("the refusal", () =>
+      browser.run("return document.getElementById('notice').dataset.code === 'LAST_SIGN_IN_METHOD'"),
+    );
+    await browser.find("[data-testid=passkey]");
+    await browser.screenshot("last-sign-in-method");
+
+    // Signed out, then back in from the autofill.
+    await browser.click("#sign-out");
+    await browser.until("signed in again", () =>
+      browser.run("return document.body.dataset.route === 'account' && !!document.querySelector('[data-testid=passkey]')"),
+    );
+    assert.equal(await browser.text("#account-email"), `${address} (not verified yet)`);
+    await browser.takePasskeys();
+    await signOut();
   });
 });
