@@ -61,7 +61,7 @@ class Browser {
     }
     const profile = mkdtempSync(join(tmpdir(), "gatehouse-chromium-"));
     const browser = new Browser(base, driver, profile);
-    const { sessionId } = await browser.call("POST", "/session", {
+    const session = browser.call("POST", "/session", {
       capabilities: {
         alwaysMatch: {
           "webauthn:virtualAuthenticators": true,
@@ -77,6 +77,10 @@ class Browser {
           },
         },
       },
+    });
+    const { sessionId } = await session.catch(async (error) => {
+      await browser.quit();
+      throw error;
     });
     browser.session = `/session/${sessionId}`;
     return browser;

@@ -75,7 +75,9 @@ let current: Page | undefined;
 
 function render() {
   let route = location.hash in routes ? location.hash : "#/sign-in";
-  if (signedIn !== (route === "#/account")) route = signedIn ? "#/account" : route === "#/account" ? "#/sign-in" : route;
+  // Signed in, the account page only; signed out, anything but it.
+  if (signedIn) route = "#/account";
+  else if (route === "#/account") route = "#/sign-in";
   if (route !== location.hash) {
     location.replace(route);
     return;
