@@ -134,7 +134,12 @@ class Browser {
       const found = await this.do("POST", "/elements", { using: "css selector", value: css });
       for (const element of found) {
         const id = element[ELEMENT];
-        if (await this.do("GET", `/element/${id}/displayed`)) return id;
+        // The app re-renders a page when its data arrives: look again.
+        const shown = await this.do("GET", `/element/${id}/displayed`).catch((error) => {
+          if (/stale element/.test(error.message)) return false;
+          throw error;
+        });
+        if (shown) return id;
       }
       return null;
     });
@@ -158,6 +163,13 @@ class Browser {
   route(name) {
     return this.until(`the ${name} page`, () =>
       this.run("return document.body.dataset.route === arguments[0]", name),
+    );
+  }
+
+  /** The id of this browser's session, as the account page lists it. */
+  currentSession() {
+    return this.run(
+      "return document.querySelector('[data-testid=session][data-current=true]')?.dataset.sessionId ?? null",
     );
   }
 
@@ -520,11 +532,13 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     await browser.find("[data-testid=passkey]");
     await browser.screenshot("last-sign-in-method");
 
-    // Signed out, then back in from the autofill.
+    // Signed out, then back in from the autofill: a new session.
+    const before = await browser.currentSession();
     await browser.click("#sign-out");
-    await browser.until("signed in again", () =>
-      browser.run("return document.body.dataset.route === 'account' && !!document.querySelector('[data-testid=passkey]')"),
-    );
+    await browser.until("a new session", async () => {
+      const now = await browser.currentSession();
+      return now && now !== before;
+    });
     assert.equal(await browser.text("#account-email"), `${address} (not verified yet)`);
     await browser.takePasskeys();
     await signOut();
