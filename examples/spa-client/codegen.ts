@@ -18,7 +18,7 @@ const config: CodegenConfig = {
         persistedDocuments: { hashAlgorithm: "sha256" },
         fragmentMasking: false,
       },
-      config: { scalars: { DateTime: "string" }, enumsAsTypes: true },
+      config: { scalars: { DateTime: "string", JSON: "unknown" }, enumsAsTypes: true },
     },
   },
 };

@@ -1,7 +1,8 @@
 //! Runs the Node client tests in this folder against the real binary:
 //! Apollo Client 4 and urql 6 with their default settings, the SPA example
-//! compiled as it ships, the `graphql-http` audit of GraphQL over HTTP, and
-//! field errors' nulls compared with graphql-js.
+//! compiled as it ships (its browser app in headless Chromium, passkeys
+//! included), the `graphql-http` audit of GraphQL over HTTP, and field
+//! errors' nulls compared with graphql-js.
 //! The packages come from `package-lock.json`, installed on first use.
 
 use std::path::Path;
@@ -22,7 +23,7 @@ fn real_clients_the_spa_example_and_the_graphql_over_http_audit() {
     let clients = root.join("tests/clients");
     install(&example);
     // Codegen from schema.graphql (and the trusted-documents manifest),
-    // then the TypeScript build the tests import.
+    // then the TypeScript build the tests import, and the app's bundle.
     npm(&example, &["run", "check"], &[]);
     install(&clients);
     npm(

@@ -5,18 +5,27 @@ import { print } from "graphql";
 import { createClient } from "graphql-ws";
 import type { TypedDocumentNode } from "@graphql-typed-document-node/core";
 import {
+  AccountDocument,
+  BeginPasskeyReauthenticationDocument,
+  BeginPasskeyRegistrationDocument,
+  BeginPasskeySecondFactorDocument,
+  BeginPasskeySignInDocument,
+  BeginPasskeySignUpDocument,
   BeginTotpEnrolmentDocument,
   ChangeEmailDocument,
   CompleteSignInDocument,
   ConfirmTotpEnrolmentDocument,
   ChangePasswordDocument,
   DeleteAccountDocument,
+  DeletePasskeyDocument,
+  FinishPasskeyRegistrationDocument,
   LoginDocument,
   LogoutDocument,
   MeDocument,
   ReauthenticateDocument,
   RefreshSessionDocument,
   RegisterDocument,
+  RenamePasskeyDocument,
   RequestPasswordResetDocument,
   ResendVerificationEmailDocument,
   ResetPasswordDocument,
@@ -24,8 +33,14 @@ import {
   RevokeSessionDocument,
   SecondFactorDocument,
   SessionStatusDocument,
+  SignInWithPasskeyDocument,
+  SignUpWithPasskeyDocument,
   VerifyEmailDocument,
+  type AccountQuery,
   type BeginTotpEnrolmentMutation,
+  type FinishPasskeyRegistrationMutation,
+  type PasskeyAssertionInput,
+  type ReauthenticateInput,
   type MeQuery,
   type SecondFactorQuery,
   type SessionStatusSubscription,
@@ -112,15 +127,31 @@ export class SecondFactorRequired extends GatehouseError {
   constructor(
     message: string,
     readonly challenge: string,
-    readonly methods: ("TOTP" | "RECOVERY_CODE")[],
+    readonly methods: SecondFactorMethod[],
     readonly expiresAt: string,
   ) {
     super("SECOND_FACTOR_REQUIRED", message);
   }
 }
 
-/** A code for `completeSignIn`: from the authenticator app, or a recovery code. */
-export type SecondFactorCode = { totpCode: string } | { recoveryCode: string };
+/** What `SECOND_FACTOR_REQUIRED` may offer. */
+export type SecondFactorMethod = "TOTP" | "RECOVERY_CODE" | "PASSKEY";
+
+/**
+ * A proof for `completeSignIn`: a code from the authenticator app, a
+ * recovery code, or a passkey's answer (`completeSignInWithPasskey` gets it).
+ */
+export type SecondFactorCode =
+  | { totpCode: string }
+  | { recoveryCode: string }
+  | { passkey: PasskeyAssertionInput };
+
+/** A ceremony from a `beginPasskey…` mutation. */
+interface Ceremony {
+  ceremony: string;
+  /** `{ publicKey }` in WebAuthn's JSON form; sign-in adds `mediation`. */
+  options: unknown;
+}
 
 /** What to tell the user when a session ends. */
 export function explain(reason: SignOutReason): string {
@@ -152,7 +183,7 @@ interface GraphQLError {
     authenticatedAt?: string;
     warning?: string | null;
     challenge?: string;
-    methods?: ("TOTP" | "RECOVERY_CODE")[];
+    methods?: SecondFactorMethod[];
     expiresAt?: string;
     suggestions?: string[];
     score?: number;
@@ -184,6 +215,12 @@ export interface ClientOptions {
    * if the user cancels.
    */
   confirmPassword?: () => Promise<string | null>;
+  /**
+   * The same step where more than a password may prove it (a code with it,
+   * or a passkey): resolve to `reauthenticate`'s input, or null on cancel.
+   * It wins over `confirmPassword`.
+   */
+  confirmIdentity?: () => Promise<ReauthenticateInput | null>;
   /**
    * Keep the session in Gatehouse's HttpOnly cookie instead of in memory
    * (GATEHOUSE_SESSION_COOKIE=true, and this app's origin in
@@ -226,8 +263,8 @@ export class GatehouseClient {
    * `SecondFactorRequired`: finish with `completeSignIn`. A browser
    * remembered after an earlier second factor skips it.
    */
-  async login(email: string, password: string): Promise<void> {
-    const input = { email, password, knownDevice: this.knownDevice };
+  async login(email: string, password: string, rememberMe = false): Promise<void> {
+    const input = { email, password, rememberMe, knownDevice: this.knownDevice };
     const { login } = await this.request(LoginDocument, { input });
     this.keepDevice(login.knownDevice);
     this.signedIn(login.token, login.session);
@@ -254,7 +291,9 @@ export class GatehouseClient {
    * is (`element.innerHTML = qrCodeSvg`), with `secret` for typing by hand.
    */
   async beginTotpEnrolment(): Promise<BeginTotpEnrolmentMutation["beginTotpEnrolment"]> {
-    const { beginTotpEnrolment } = await this.request(BeginTotpEnrolmentDocument, {});
+    const { beginTotpEnrolment } = await this.sensitive(() =>
+      this.request(BeginTotpEnrolmentDocument, {}),
+    );
     return beginTotpEnrolment;
   }
 
@@ -274,6 +313,13 @@ export class GatehouseClient {
 
   async me(): Promise<MeQuery["me"]> {
     const { me } = await this.request(MeDocument, {});
+    this.scheduleRefresh(me.session);
+    return me;
+  }
+
+  /** Everything the account page shows, in one request. */
+  async account(): Promise<AccountQuery["me"]> {
+    const { me } = await this.request(AccountDocument, {});
     this.scheduleRefresh(me.session);
     return me;
   }
@@ -323,12 +369,19 @@ export class GatehouseClient {
     try {
       return await operation();
     } catch (error) {
-      if (!(error instanceof ReauthenticationRequired) || !this.options.confirmPassword) throw error;
-      const password = await this.options.confirmPassword();
-      if (password === null) throw error;
-      await this.request(ReauthenticateDocument, { input: { password } });
+      if (!(error instanceof ReauthenticationRequired)) throw error;
+      const input = await this.askIdentity();
+      if (input === null) throw error;
+      await this.request(ReauthenticateDocument, { input });
       return operation();
     }
+  }
+
+  private async askIdentity(): Promise<ReauthenticateInput | null> {
+    const { confirmIdentity, confirmPassword } = this.options;
+    if (confirmIdentity) return confirmIdentity();
+    const password = confirmPassword ? await confirmPassword() : null;
+    return password === null ? null : { password };
   }
 
   /**
@@ -415,6 +468,82 @@ export class GatehouseClient {
   }
 
   /**
+   * Signs in with a passkey the browser holds for this site; no address is
+   * typed. With `conditional`, the browser offers the passkeys in the
+   * e-mail field's autofill (`autocomplete="username webauthn"`), and this
+   * waits until the user picks one: start it when the page opens, and
+   * abort it with `signal` when the page closes or a button starts a
+   * modal one (a browser runs one request at a time).
+   */
+  async signInWithPasskey(
+    options: { conditional?: boolean; signal?: AbortSignal; rememberMe?: boolean } = {},
+  ): Promise<void> {
+    const { beginPasskeySignIn } = await this.request(BeginPasskeySignInDocument, {});
+    const mediation = options.conditional ? "conditional" : undefined;
+    const answer = await getPasskey(beginPasskeySignIn, mediation, options.signal);
+    const input = { ...answer, rememberMe: options.rememberMe ?? false };
+    const { signInWithPasskey } = await this.request(SignInWithPasskeyDocument, { input });
+    this.keepDevice(signInWithPasskey.knownDevice);
+    this.signedIn(signInWithPasskey.token, signInWithPasskey.session);
+  }
+
+  /** Creates an account with a new passkey and no password, and signs it in. */
+  async signUpWithPasskey(email: string, name?: string): Promise<string> {
+    const { beginPasskeySignUp } = await this.request(BeginPasskeySignUpDocument, { email });
+    const credential = await createPasskey(beginPasskeySignUp);
+    const { signUpWithPasskey } = await this.request(SignUpWithPasskeyDocument, {
+      input: { ceremony: beginPasskeySignUp.ceremony, credential, name },
+    });
+    this.keepDevice(signUpWithPasskey.knownDevice);
+    this.signedIn(signUpWithPasskey.token, signUpWithPasskey.session);
+    return signUpWithPasskey.user.id;
+  }
+
+  /** The second step with a passkey, when `SecondFactorRequired.methods` has `PASSKEY`. */
+  async completeSignInWithPasskey(challenge: string, rememberDevice = false): Promise<void> {
+    const { beginPasskeySecondFactor } = await this.request(BeginPasskeySecondFactorDocument, {
+      challenge,
+    });
+    const passkey = await getPasskey(beginPasskeySecondFactor);
+    await this.completeSignIn(challenge, { passkey }, rememberDevice);
+  }
+
+  /** Adds a passkey made by this browser to the account (needs a recent sign-in). */
+  async addPasskey(
+    name?: string,
+  ): Promise<FinishPasskeyRegistrationMutation["finishPasskeyRegistration"]> {
+    const { beginPasskeyRegistration } = await this.sensitive(() =>
+      this.request(BeginPasskeyRegistrationDocument, {}),
+    );
+    const credential = await createPasskey(beginPasskeyRegistration);
+    const { finishPasskeyRegistration } = await this.request(FinishPasskeyRegistrationDocument, {
+      input: { ceremony: beginPasskeyRegistration.ceremony, credential, name },
+    });
+    return finishPasskeyRegistration;
+  }
+
+  async renamePasskey(id: string, name: string): Promise<void> {
+    await this.request(RenamePasskeyDocument, { id, name });
+  }
+
+  /** Removes a passkey (needs a recent sign-in); `LAST_SIGN_IN_METHOD` if it is the only way in. */
+  async deletePasskey(id: string): Promise<void> {
+    await this.sensitive(() => this.request(DeletePasskeyDocument, { id }));
+  }
+
+  /**
+   * A passkey's answer for `reauthenticate({ passkey })`, e.g. from
+   * `confirmIdentity`: the "confirm it's you" step without the password.
+   */
+  async passkeyProof(): Promise<PasskeyAssertionInput> {
+    const { beginPasskeyReauthentication } = await this.request(
+      BeginPasskeyReauthenticationDocument,
+      {},
+    );
+    return getPasskey(beginPasskeyReauthentication);
+  }
+
+  /**
    * Watches the session live over a WebSocket: `onWarning` is called before
    * it would end, with the seconds left and a `stay` action (the "stay
    * signed in" button) that records activity; when it ends, for any
@@ -422,6 +551,8 @@ export class GatehouseClient {
    */
   watch(options: {
     onWarning: (secondsLeft: number, stay: () => Promise<void>) => void;
+    /** The session's state now, e.g. after a refresh: hide any warning. */
+    onCurrent?: (expiresAt: string) => void;
     /** The WebSocket class, where there is no global one (Node). */
     webSocketImpl?: unknown;
   }): () => void {
@@ -438,7 +569,9 @@ export class GatehouseClient {
     const stop = client.subscribe<SessionStatusSubscription>(payload, {
       next: ({ data }) => {
         const status = data?.sessionStatus;
-        if (status?.kind === "WARNING") {
+        if (status?.kind === "CURRENT") {
+          options.onCurrent?.(status.expiresAt ?? "");
+        } else if (status?.kind === "WARNING") {
           options.onWarning(status.secondsLeft ?? 0, async () => {
             await this.refresh();
           });
@@ -518,4 +651,33 @@ export class GatehouseClient {
     }
     return result.data;
   }
+}
+
+/**
+ * Asks the browser for a passkey's assertion. Gatehouse sends the options
+ * in WebAuthn's JSON form (binary as base64url), and takes `toJSON()` back.
+ */
+async function getPasskey(
+  ceremony: Ceremony,
+  mediation?: CredentialMediationRequirement,
+  signal?: AbortSignal,
+): Promise<PasskeyAssertionInput> {
+  const { publicKey } = ceremony.options as { publicKey: PublicKeyCredentialRequestOptionsJSON };
+  const credential = (await navigator.credentials.get({
+    publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(publicKey),
+    mediation,
+    signal,
+  })) as PublicKeyCredential | null;
+  if (!credential) throw new DOMException("No passkey was chosen.", "NotAllowedError");
+  return { ceremony: ceremony.ceremony, credential: credential.toJSON() };
+}
+
+/** Asks the browser to make a passkey; returns its `toJSON()`. */
+async function createPasskey(ceremony: Ceremony): Promise<PublicKeyCredentialJSON> {
+  const { publicKey } = ceremony.options as { publicKey: PublicKeyCredentialCreationOptionsJSON };
+  const credential = (await navigator.credentials.create({
+    publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(publicKey),
+  })) as PublicKeyCredential | null;
+  if (!credential) throw new DOMException("No passkey was made.", "NotAllowedError");
+  return credential.toJSON();
 }
