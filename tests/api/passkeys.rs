@@ -651,13 +651,10 @@ async fn enrol_totp(app: &TestApp, token: &str) -> String {
     secret
 }
 
-#[tokio::test]
-async fn an_account_made_with_a_passkey_has_no_password_and_keeps_a_way_in() {
-    let app = app().await;
-    let email = format!("passkey-{}@example.com", uuid::Uuid::new_v4());
-    let mut key = Authenticator::new();
+/// Makes an account at `email` with `key`'s passkey, named "Phone".
+async fn sign_up(app: &TestApp, email: &str, key: &mut Authenticator) -> Value {
     let (ceremony, options) = begin(
-        &app,
+        app,
         "mutation($e: String!) { beginPasskeySignUp(email: $e) { ceremony options } }",
         json!({ "e": email }),
         None,
@@ -666,13 +663,22 @@ async fn an_account_made_with_a_passkey_has_no_password_and_keeps_a_way_in() {
     let made = key.create(&options);
     let signed_up = app
         .graphql(
-            "mutation($c: String!, $r: JSON!) { signUpWithPasskey(input: {ceremony: $c, credential: $r, name: \"Phone\"}) {
-               token user { id email emailVerified } session { methods assuranceLevel } } }",
+            "mutation($c: String!, $r: JSON!) {
+               signUpWithPasskey(input: {ceremony: $c, credential: $r, name: \"Phone\"}) {
+                 token user { id email emailVerified } session { methods assuranceLevel } } }",
             json!({ "c": ceremony, "r": made }),
             None,
         )
         .await;
-    let signed_up = signed_up.data("signUpWithPasskey").clone();
+    signed_up.data("signUpWithPasskey").clone()
+}
+
+#[tokio::test]
+async fn an_account_made_with_a_passkey_has_no_password_and_keeps_a_way_in() {
+    let app = app().await;
+    let email = format!("passkey-{}@example.com", uuid::Uuid::new_v4());
+    let mut key = Authenticator::new();
+    let signed_up = sign_up(&app, &email, &mut key).await;
     assert_eq!(signed_up["session"]["methods"], json!(["PASSKEY"]));
     assert_eq!(signed_up["session"]["assuranceLevel"], "AAL2");
     let token = signed_up["token"].as_str().unwrap();
@@ -766,26 +772,8 @@ async fn a_password_reset_takes_back_every_passkey() {
     let app = app().await;
     let victim = format!("victim-{}@example.com", uuid::Uuid::new_v4());
     let mut attacker = Authenticator::new();
-    let (ceremony, options) = begin(
-        &app,
-        "mutation($e: String!) { beginPasskeySignUp(email: $e) { ceremony options } }",
-        json!({ "e": victim }),
-        None,
-    )
-    .await;
-    let made = attacker.create(&options);
-    let signed_up = app
-        .graphql(
-            "mutation($c: String!, $r: JSON!) {
-               signUpWithPasskey(input: {ceremony: $c, credential: $r}) { user { id } } }",
-            json!({ "c": ceremony, "r": made }),
-            None,
-        )
-        .await;
-    let user = signed_up.data("signUpWithPasskey")["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let signed_up = sign_up(&app, &victim, &mut attacker).await;
+    let user = signed_up["user"]["id"].as_str().unwrap().to_owned();
 
     let asked = app
         .graphql(
@@ -822,7 +810,7 @@ async fn a_password_reset_takes_back_every_passkey() {
     let events = app.graphql(EVENTS, json!({}), Some(&token)).await;
     let kinds = event_kinds(events.data("me"));
     assert!(
-        kinds.contains(&("PASSKEY_REMOVED".into(), Some("Passkey".into()))),
+        kinds.contains(&("PASSKEY_REMOVED".into(), Some("Phone".into()))),
         "{kinds:?}"
     );
 }
