@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 /// Sessions this node remembers sliding; past this, the least recently
 /// slid are forgotten, which costs at most one more write each.
+// A literal above zero, checked at compile time (a const): it cannot panic.
 const REMEMBERED: NonZeroUsize = NonZeroUsize::new(65_536).expect("nonzero");
 
 #[derive(Clone, Copy, Debug)]

@@ -38,6 +38,7 @@ impl RelyingParty {
         let name = settings.webauthn_rp_name.as_str();
         // For development: any port of http://localhost.
         if rp_id == "localhost" && settings.webauthn_origins.is_empty() {
+            // A fixed, well-formed literal: parsing it cannot fail.
             let localhost = Url::parse("http://localhost").expect("a valid URL");
             let webauthn = WebauthnBuilder::new(rp_id, &localhost)?
                 .allow_any_port(true)

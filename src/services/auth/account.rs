@@ -1,10 +1,10 @@
 //! The account itself: sign-up, a new password or address, and deletion.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{SqlErr, TransactionTrait};
+use sea_orm::TransactionTrait;
 
-use super::AuthService;
 use super::sign_in::{Opening, SignedIn};
+use super::{AuthService, email_taken};
 use crate::context::CurrentSession;
 use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
@@ -61,10 +61,7 @@ impl AuthService {
         let txn = self.db.begin().await?;
         let user = users::insert(&txn, &email, hash, now)
             .await
-            .map_err(|e| match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
-                _ => e.into(),
-            })?;
+            .map_err(email_taken)?;
         if mail {
             self.outbox
                 .queue_link(&txn, Purpose::Verify, user.id, &user.email, now)

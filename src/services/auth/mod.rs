@@ -14,7 +14,7 @@ mod sign_in;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, SqlErr, TransactionTrait};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
@@ -219,6 +219,15 @@ impl AuthService {
             return Ok(());
         }
         Err(AppError::Aal2Required)
+    }
+}
+
+/// A new account's insert refused by the unique index on `email`: another
+/// sign-up took the address meanwhile.
+fn email_taken(err: DbErr) -> AppError {
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
+        _ => err.into(),
     }
 }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::{passkey, passkey_ceremony, user};
-use sea_orm::{SqlErr, TransactionTrait};
+use sea_orm::TransactionTrait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ use crate::repo::passkey_ceremonies::{self, Owner};
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::{passkeys, users};
 use crate::services::auth::sign_in::Opening;
-use crate::services::auth::{AuthService, SignedIn};
+use crate::services::auth::{AuthService, SignedIn, email_taken};
 use crate::services::relying_party::CEREMONY_LIFETIME;
 
 /// The longest credential ID WebAuthn allows, in bytes.
@@ -245,30 +245,12 @@ impl AuthService {
         now: DateTime<Utc>,
     ) -> Result<SignedIn, AppError> {
         let name = parse_name(new.name, "Passkey").map_err(AppError::BadUserInput)?;
-        let rp = self.relying_party.webauthn()?;
-        let row = self
-            .take_ceremony(
-                &self.db,
-                new.ceremony,
-                Purpose::SignUp,
-                Owner::default(),
-                now,
-            )
-            .await?;
-        let (Some(id), Some(email)) = (row.user_id, row.email.as_deref()) else {
-            return Err(AppError::InvalidCeremony);
-        };
-        let email = Email::parse(email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
-        let state: PasskeyRegistration = state_of(&row)?;
-        let made = finish_registration(rp, new.credential, &state)?;
+        let (id, email, made) = self.made_for_sign_up(new, now).await?;
         let mail = self.may_mail(&email, now).await?;
         let txn = self.db.begin().await?;
         let user = users::insert_passwordless(&txn, id, &email, now)
             .await
-            .map_err(|e| match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => AppError::EmailTaken,
-                _ => e.into(),
-            })?;
+            .map_err(email_taken)?;
         let stored = passkey::Model {
             // It signs in at once.
             last_used_at: Some(now),
@@ -298,6 +280,27 @@ impl AuthService {
         let signed_in = self.open_session(txn, opening, now).await?;
         self.outbox.wake();
         Ok(signed_in)
+    }
+
+    /// The sign-up ceremony `new` finishes: the account's id and address
+    /// it was begun for, and the passkey the browser made for it.
+    async fn made_for_sign_up(
+        &self,
+        new: NewPasskey<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(Uuid, Email, Made), AppError> {
+        let rp = self.relying_party.webauthn()?;
+        let (purpose, owner) = (Purpose::SignUp, Owner::default());
+        let row = self
+            .take_ceremony(&self.db, new.ceremony, purpose, owner, now)
+            .await?;
+        let (Some(id), Some(email)) = (row.user_id, row.email.as_deref()) else {
+            return Err(AppError::InvalidCeremony);
+        };
+        let email = Email::parse(email).map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+        let state: PasskeyRegistration = state_of(&row)?;
+        let made = finish_registration(rp, new.credential, &state)?;
+        Ok((id, email, made))
     }
 
     /// Adding or removing a passkey needs a fresh session, and on an
