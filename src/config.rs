@@ -228,6 +228,76 @@ pub struct Settings {
 
     #[command(flatten)]
     pub passkeys: PasskeySettings,
+
+    #[command(flatten)]
+    pub other_ways_in: OtherWaysIn,
+}
+
+/// Signing in with other providers (OpenID Connect) and with codes sent by
+/// e-mail.
+#[derive(Clone, Debug, Args)]
+pub struct OtherWaysIn {
+    /// OpenID Connect providers, as a JSON list of objects with `id`,
+    /// `issuer`, `client_id`, `client_secret`, and optionally `name`,
+    /// `scopes` (default `openid email profile`) and `trusted_for_linking`.
+    #[arg(long, env = "GATEHOUSE_OIDC_PROVIDERS", hide_env_values = true)]
+    pub oidc_providers: Option<String>,
+
+    /// A file holding that JSON (instead of GATEHOUSE_OIDC_PROVIDERS).
+    #[arg(long, env = "GATEHOUSE_OIDC_PROVIDERS_FILE")]
+    pub oidc_providers_file: Option<std::path::PathBuf>,
+
+    /// The only pages providers may send the browser back to, exactly as
+    /// written, comma-separated.
+    #[arg(long, env = "GATEHOUSE_OIDC_REDIRECT_URIS", value_delimiter = ',')]
+    pub oidc_redirect_uris: Vec<String>,
+
+    /// `on`: anyone may sign in with a code sent to the account's address.
+    #[arg(long, env = "GATEHOUSE_EMAIL_SIGN_IN", default_value = "off",
+          value_parser = parse_on_off)]
+    pub email_sign_in: bool,
+}
+
+impl OtherWaysIn {
+    /// The providers, from GATEHOUSE_OIDC_PROVIDERS or its file.
+    pub fn providers(&self) -> anyhow::Result<Vec<crate::services::providers::ProviderConfig>> {
+        let text = match (&self.oidc_providers, &self.oidc_providers_file) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "set GATEHOUSE_OIDC_PROVIDERS or GATEHOUSE_OIDC_PROVIDERS_FILE, not both"
+            ),
+            (Some(text), None) => text.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("GATEHOUSE_OIDC_PROVIDERS_FILE {}: {e}", path.display())
+            })?,
+            (None, None) => return Ok(Vec::new()),
+        };
+        // The error names the place, never the text: it holds secrets.
+        serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "GATEHOUSE_OIDC_PROVIDERS: not a JSON list of providers (line {}, column {}): {}",
+                e.line(),
+                e.column(),
+                classify(&e)
+            )
+        })
+    }
+}
+
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "a field is missing, unknown or of the wrong type",
+        serde_json::error::Category::Eof => "cut short",
+    }
+}
+
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
+    }
 }
 
 /// The WebAuthn relying party passkeys are made for.

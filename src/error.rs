@@ -134,6 +134,30 @@ pub enum AppError {
     NoPasskey,
     /// No `GATEHOUSE_WEBAUTHN_RP_ID` is set and the page is not on localhost.
     PasskeysNotConfigured,
+    /// No provider of `GATEHOUSE_OIDC_PROVIDERS` has this id.
+    UnknownProvider,
+    /// The provider could not be reached, or answered with an error.
+    ProviderUnavailable,
+    /// The provider's answer failed a check: its code, or its ID token's
+    /// signature, issuer, audience, expiry or nonce.
+    InvalidProviderResponse,
+    /// A provider flow that is unknown, used, expired, not this browser's
+    /// or not this session's: begin again.
+    InvalidProviderFlow,
+    /// The provider's address belongs to an account it may not be linked
+    /// to by itself: sign in to that account, then link from it.
+    LinkRequired,
+    /// The provider gave no e-mail address for a new account.
+    ProviderEmailMissing,
+    /// That account at the provider is linked to another account here.
+    IdentityAlreadyLinked,
+    /// A redirect URI not in `GATEHOUSE_OIDC_REDIRECT_URIS`.
+    RedirectUriNotAllowed,
+    /// `GATEHOUSE_EMAIL_SIGN_IN` is off.
+    EmailSignInDisabled,
+    /// An e-mail sign-in code that is wrong, used, expired, spent on wrong
+    /// guesses, or not this challenge's.
+    InvalidEmailCode,
     /// Too many password attempts for this account or address, or sign-ups
     /// from this address.
     RateLimited {
@@ -195,6 +219,16 @@ impl AppError {
             Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
             Self::NoPasskey => "NO_PASSKEY",
             Self::PasskeysNotConfigured => "PASSKEYS_NOT_CONFIGURED",
+            Self::UnknownProvider => "UNKNOWN_PROVIDER",
+            Self::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
+            Self::InvalidProviderResponse => "INVALID_PROVIDER_RESPONSE",
+            Self::InvalidProviderFlow => "INVALID_PROVIDER_FLOW",
+            Self::LinkRequired => "LINK_REQUIRED",
+            Self::ProviderEmailMissing => "PROVIDER_EMAIL_MISSING",
+            Self::IdentityAlreadyLinked => "IDENTITY_ALREADY_LINKED",
+            Self::RedirectUriNotAllowed => "REDIRECT_URI_NOT_ALLOWED",
+            Self::EmailSignInDisabled => "EMAIL_SIGN_IN_DISABLED",
+            Self::InvalidEmailCode => "INVALID_EMAIL_CODE",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::QueryRejected(limit) => limit.code(),
             Self::BadRequest(_) => "BAD_REQUEST",
@@ -291,6 +325,36 @@ impl AppError {
                  GATEHOUSE_WEBAUTHN_RP_ID (the site's domain) and GATEHOUSE_WEBAUTHN_ORIGINS"
                     .into()
             }
+            Self::UnknownProvider => "No sign-in provider has this id".into(),
+            Self::ProviderUnavailable => {
+                "The sign-in provider could not be reached; try again later".into()
+            }
+            Self::InvalidProviderResponse => {
+                "The sign-in provider's answer could not be verified; begin again".into()
+            }
+            Self::InvalidProviderFlow => {
+                "This provider sign-in is unknown, used, expired or was begun elsewhere; \
+                 begin again"
+                    .into()
+            }
+            Self::LinkRequired => {
+                "An account already has this e-mail address: sign in to it, then link \
+                 this provider from a fresh session"
+                    .into()
+            }
+            Self::ProviderEmailMissing => {
+                "The provider gave no e-mail address; allow the e-mail scope".into()
+            }
+            Self::IdentityAlreadyLinked => {
+                "This account at the provider is linked to another account".into()
+            }
+            Self::RedirectUriNotAllowed => {
+                "This redirect URI is not in GATEHOUSE_OIDC_REDIRECT_URIS".into()
+            }
+            Self::EmailSignInDisabled => "Sign-in by e-mail code is off on this server".into(),
+            Self::InvalidEmailCode => {
+                "The code is wrong, used or expired; ask for a new one if needed".into()
+            }
             Self::RateLimited { retry_after } => {
                 format!("Too many attempts; try again in {retry_after} seconds")
             }
@@ -381,6 +445,16 @@ impl AppError {
             | Self::LastSignInMethod
             | Self::NoPasskey
             | Self::PasskeysNotConfigured
+            | Self::UnknownProvider
+            | Self::ProviderUnavailable
+            | Self::InvalidProviderResponse
+            | Self::InvalidProviderFlow
+            | Self::LinkRequired
+            | Self::ProviderEmailMissing
+            | Self::IdentityAlreadyLinked
+            | Self::RedirectUriNotAllowed
+            | Self::EmailSignInDisabled
+            | Self::InvalidEmailCode
             | Self::NotFound => StatusCode::OK,
         }
     }
@@ -643,6 +717,16 @@ pub(crate) mod tests {
             AppError::LastSignInMethod,
             AppError::NoPasskey,
             AppError::PasskeysNotConfigured,
+            AppError::UnknownProvider,
+            AppError::ProviderUnavailable,
+            AppError::InvalidProviderResponse,
+            AppError::InvalidProviderFlow,
+            AppError::LinkRequired,
+            AppError::ProviderEmailMissing,
+            AppError::IdentityAlreadyLinked,
+            AppError::RedirectUriNotAllowed,
+            AppError::EmailSignInDisabled,
+            AppError::InvalidEmailCode,
             AppError::RateLimited { retry_after: 1 },
             AppError::QueryRejected(QueryLimit::Depth),
             AppError::QueryRejected(QueryLimit::Complexity),

@@ -42,6 +42,7 @@ use crate::services::gauges;
 use crate::services::in_flight::InFlightSlides;
 use crate::services::outbox::{Outbox, TokenLifetimes};
 use crate::services::passwords::Passwords;
+use crate::services::providers::Providers;
 use crate::services::purge::{self, Purge};
 use crate::services::recovery::Recovery;
 use crate::services::relying_party::RelyingParty;
@@ -108,8 +109,14 @@ impl Application {
                 verify: mail.verify_ttl,
             },
         );
+        let pending_mail = Recovery::pending_limit();
+        let other = &settings.other_ways_in;
+        let providers = Providers::new(other.providers()?, other.oidc_redirect_uris.clone())?;
         let auth = AuthService {
             second_factor,
+            providers,
+            email_sign_in: other.email_sign_in,
+            pending_mail: pending_mail.clone(),
             relying_party: RelyingParty::new(&settings.passkeys)?,
             slides: InFlightSlides::default(),
             db: db.clone(),
@@ -132,7 +139,7 @@ impl Application {
             outbox: outbox.clone(),
             notifier: notifier.clone(),
             policies: settings.session_policies(),
-            pending: Recovery::pending_limit(),
+            pending: pending_mail,
         };
         let courier = Courier {
             db: db.clone(),

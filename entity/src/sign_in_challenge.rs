@@ -13,6 +13,8 @@ pub struct Model {
     /// The account's credentials when the password was proven.
     pub credential_version: i64,
     pub remember_me: bool,
+    /// What proved the first step: `PASSWORD`, `PROVIDER` or `EMAIL_CODE`.
+    pub first_method: String,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
     /// Wrong codes given for it so far.

@@ -14,6 +14,7 @@ mod m20261128_000008_disabled_accounts;
 mod m20261203_000009_known_devices;
 mod m20261204_000010_second_factor;
 mod m20261205_000011_passkeys;
+mod m20261206_000012_other_ways_in;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_known_devices::Migration),
             Box::new(m20261204_000010_second_factor::Migration),
             Box::new(m20261205_000011_passkeys::Migration),
+            Box::new(m20261206_000012_other_ways_in::Migration),
         ]
     }
 }

@@ -36,8 +36,9 @@ pub const MAX_VALUE_DEPTH: usize = 16;
 /// before the parser, which recurses (kilobytes of stack) once per level.
 pub const MAX_BRACKETS: usize = 64;
 
-/// The mutations that check a password or a second-factor code: one per
-/// request, so no request can try more than one guess.
+/// The mutations that check a password or a code, or redeem a provider's
+/// code (a call out): one per request, so no request can try more than
+/// one guess or make a node call out many times.
 pub const PASSWORD_FIELDS: &[&str] = &[
     "login",
     "register",
@@ -48,6 +49,9 @@ pub const PASSWORD_FIELDS: &[&str] = &[
     "changeEmail",
     "completeSignIn",
     "confirmTotpEnrolment",
+    "signInWithEmailCode",
+    "signInWithProvider",
+    "linkProvider",
 ];
 
 /// Which limit a document broke (checked by `graphql::limits`).

@@ -13,15 +13,21 @@ pub enum Method {
     RememberedDevice,
     /// A WebAuthn passkey, always with user verification.
     Passkey,
+    /// An account at another identity provider, linked by its subject.
+    Provider,
+    /// A code sent to the account's address.
+    EmailCode,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 7] = [
         Method::Password,
         Method::Totp,
         Method::RecoveryCode,
         Method::RememberedDevice,
         Method::Passkey,
+        Method::Provider,
+        Method::EmailCode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -31,16 +37,23 @@ impl Method {
             Self::RecoveryCode => "RECOVERY_CODE",
             Self::RememberedDevice => "REMEMBERED_DEVICE",
             Self::Passkey => "PASSKEY",
+            Self::Provider => "PROVIDER",
+            Self::EmailCode => "EMAIL_CODE",
         }
     }
 
-    fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == text)
     }
 
-    /// Something the user has, beside what they know.
+    /// A first step of a sign-in: what a second factor is asked after.
+    pub fn is_first_step(self) -> bool {
+        matches!(self, Self::Password | Self::Provider | Self::EmailCode)
+    }
+
+    /// Something the user has, beside the first step.
     pub fn is_second_factor(self) -> bool {
-        !matches!(self, Self::Password)
+        !self.is_first_step()
     }
 }
 
@@ -71,13 +84,16 @@ impl Methods {
         self.0.contains(&method)
     }
 
-    /// AAL2 needs two factors: a password and something held, or a
-    /// passkey, which webauthn-rs accepts only with user verification: a
-    /// multi-factor cryptographic authenticator (NIST 800-63B §5.1.9).
-    /// Any other second factor alone is not a sign-in here.
+    /// AAL2 needs two factors: a first step (a password, another
+    /// provider, an e-mail code) and something held, or a passkey, which
+    /// webauthn-rs accepts only with user verification: a multi-factor
+    /// cryptographic authenticator (NIST 800-63B §5.1.9). Any other second
+    /// factor alone is not a sign-in here. Another provider counts as one
+    /// factor whatever it says it checked: its `amr` is not ours to trust.
     pub fn level(&self) -> Level {
         let held = self.0.iter().any(|m| m.is_second_factor());
-        if self.contains(Method::Passkey) || held && self.contains(Method::Password) {
+        let first = self.0.iter().any(|m| m.is_first_step());
+        if self.contains(Method::Passkey) || held && first {
             Level::Aal2
         } else {
             Level::Aal1
@@ -185,6 +201,11 @@ mod tests {
             Level::Aal2
         );
         assert_eq!(Methods::of(&[Totp]).level(), Level::Aal1);
+        assert_eq!(Methods::of(&[Provider]).level(), Level::Aal1);
+        assert_eq!(Methods::of(&[EmailCode]).level(), Level::Aal1);
+        assert_eq!(Methods::of(&[Provider, EmailCode]).level(), Level::Aal1);
+        assert_eq!(Methods::of(&[Provider, Totp]).level(), Level::Aal2);
+        assert_eq!(Methods::of(&[EmailCode, RecoveryCode]).level(), Level::Aal2);
         assert!(!Methods::of(&[Password, RememberedDevice]).proved_code());
         assert!(Methods::of(&[Password, RecoveryCode]).proved_code());
     }

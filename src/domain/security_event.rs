@@ -41,10 +41,14 @@ pub enum EventKind {
     /// A passkey's signature counter went backwards: it may be cloned, and
     /// the sign-in was refused (`detail`: its name).
     PasskeyCounterRegressed,
+    /// An account at another provider was linked (`detail`: the provider's id).
+    ProviderLinked,
+    /// It was unlinked (`detail`: the provider's id).
+    ProviderUnlinked,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::SignedIn,
         Self::Reauthenticated,
         Self::SignedOut,
@@ -63,6 +67,8 @@ impl EventKind {
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
         Self::PasskeyCounterRegressed,
+        Self::ProviderLinked,
+        Self::ProviderUnlinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,8 @@ impl EventKind {
             Self::PasskeyAdded => "PASSKEY_ADDED",
             Self::PasskeyRemoved => "PASSKEY_REMOVED",
             Self::PasskeyCounterRegressed => "PASSKEY_COUNTER_REGRESSED",
+            Self::ProviderLinked => "PROVIDER_LINKED",
+            Self::ProviderUnlinked => "PROVIDER_UNLINKED",
         }
     }
 

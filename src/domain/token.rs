@@ -180,6 +180,21 @@ prefixed_token!(
     "ghw_"
 );
 
+prefixed_token!(
+    /// A raw provider flow secret: the browser that began a sign-in at
+    /// another provider keeps it, and it is the flow's PKCE verifier, so
+    /// only that browser can finish the flow. Short-lived and single-use.
+    FlowToken,
+    "ghp_"
+);
+
+prefixed_token!(
+    /// A raw e-mail code challenge: the browser that asked for a sign-in
+    /// code keeps it, and the code counts only with it.
+    EmailCodeChallenge,
+    "ghm_"
+);
+
 impl TokenHash {
     /// The SHA-256 of a secret with enough entropy of its own (a recovery
     /// code), as tokens are hashed.

@@ -2,12 +2,14 @@
 
 pub mod document_cache;
 mod document_cost;
+pub mod email_code;
 pub mod limits;
 pub mod mutation;
 pub mod null_propagation;
 pub mod operation_label;
 pub mod passkeys;
 pub mod persisted;
+pub mod providers;
 pub mod query;
 pub mod request_checks;
 pub mod schema;

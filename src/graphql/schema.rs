@@ -3,11 +3,13 @@
 use async_graphql::{MergedObject, Schema};
 
 use crate::graphql::document_cache::DocumentCache;
+use crate::graphql::email_code::EmailCodeMutation;
 use crate::graphql::limits::QueryLimits;
 use crate::graphql::mutation::AccountMutation;
 use crate::graphql::null_propagation::{NullPropagation, OutputTypes};
 use crate::graphql::operation_label::OperationLabel;
 use crate::graphql::passkeys::PasskeyMutation;
+use crate::graphql::providers::ProviderMutation;
 use crate::graphql::query::Query;
 use crate::graphql::request_checks::RequestChecks;
 use crate::graphql::second_factor::SecondFactorMutation;
@@ -24,7 +26,13 @@ pub struct RequireVerifiedEmail(pub bool);
 
 /// The root of every write, from one object per area.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AccountMutation, SecondFactorMutation, PasskeyMutation);
+pub struct Mutation(
+    AccountMutation,
+    SecondFactorMutation,
+    PasskeyMutation,
+    ProviderMutation,
+    EmailCodeMutation,
+);
 
 /// Gatehouse's executable schema.
 pub type GatehouseSchema = Schema<Query, Mutation, Subscription>;

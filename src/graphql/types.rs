@@ -7,7 +7,7 @@ use async_graphql::{
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use entity::{passkey, security_event};
+use entity::{external_identity, passkey, security_event};
 use uuid::Uuid;
 
 use crate::context::{Account, CurrentSession, SessionRecord};
@@ -207,6 +207,13 @@ impl Viewer {
     async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<Passkey>> {
         let rows = auth_service(ctx)?.passkeys(self.current.account.id).await?;
         Ok(rows.iter().map(Passkey::from).collect())
+    }
+
+    /// The accounts at other providers linked to this one, oldest first.
+    async fn external_identities(&self, ctx: &Context<'_>) -> Result<Vec<ExternalIdentity>> {
+        let service = auth_service(ctx)?;
+        let rows = service.external_identities(self.current.account.id).await?;
+        Ok(rows.iter().map(ExternalIdentity::from).collect())
     }
 
     /// The account's security history, newest first: sign-ins, sign-outs,
@@ -502,6 +509,8 @@ pub struct SecurityEvent {
     pub ip_address: Option<String>,
     /// For the passkey events: the passkey's name.
     pub passkey_name: Option<String>,
+    /// For `PROVIDER_LINKED` and `PROVIDER_UNLINKED`: the provider's id.
+    pub provider: Option<String>,
     /// For `SIGNED_IN`, `REAUTHENTICATED` and `SECOND_FACTOR_ENABLED`: what
     /// proved the identity.
     pub methods: Option<Vec<AuthMethod>>,
@@ -550,6 +559,10 @@ pub enum SecurityEventKind {
     /// A passkey's signature counter went backwards, so it may have been
     /// cloned; the sign-in with it was refused.
     PasskeyCounterRegressed,
+    /// An account at another provider was linked; `provider` says which.
+    ProviderLinked,
+    /// It was unlinked; `provider` says which.
+    ProviderUnlinked,
 }
 
 /// A way an identity was proven.
@@ -563,6 +576,10 @@ pub enum AuthMethod {
     RememberedDevice,
     /// A passkey, with user verification: `AAL2` on its own.
     Passkey,
+    /// An account at another identity provider (OpenID Connect).
+    Provider,
+    /// A code sent to the account's e-mail address.
+    EmailCode,
 }
 
 impl From<Method> for AuthMethod {
@@ -573,6 +590,8 @@ impl From<Method> for AuthMethod {
             Method::RecoveryCode => Self::RecoveryCode,
             Method::RememberedDevice => Self::RememberedDevice,
             Method::Passkey => Self::Passkey,
+            Method::Provider => Self::Provider,
+            Method::EmailCode => Self::EmailCode,
         }
     }
 }
@@ -609,6 +628,9 @@ pub enum RevokedBy {
     SessionLimit,
     /// `resetPassword` signed every session out.
     PasswordReset,
+    /// A sign-in by e-mail code proved the account's address for the
+    /// first time, and took back every way in set up before it.
+    AddressClaimed,
     /// An operator disabled the account.
     AccountDisabled,
     /// An operator, with the admin CLI.
@@ -647,7 +669,15 @@ impl From<&security_event::Model> for SecurityEvent {
             Some(EventKind::PasskeyAdded) => SecurityEventKind::PasskeyAdded,
             Some(EventKind::PasskeyRemoved) => SecurityEventKind::PasskeyRemoved,
             Some(EventKind::PasskeyCounterRegressed) => SecurityEventKind::PasskeyCounterRegressed,
+            Some(EventKind::ProviderLinked) => SecurityEventKind::ProviderLinked,
+            Some(EventKind::ProviderUnlinked) => SecurityEventKind::ProviderUnlinked,
         };
+        let provider = matches!(
+            kind,
+            SecurityEventKind::ProviderLinked | SecurityEventKind::ProviderUnlinked
+        )
+        .then(|| event.detail.clone())
+        .flatten();
         let passkey_name = matches!(
             kind,
             SecurityEventKind::PasskeyAdded
@@ -669,6 +699,7 @@ impl From<&security_event::Model> for SecurityEvent {
                 Some("PASSWORD_CHANGE") => Some(RevokedBy::PasswordChange),
                 Some("SESSION_LIMIT") => Some(RevokedBy::SessionLimit),
                 Some("PASSWORD_RESET") => Some(RevokedBy::PasswordReset),
+                Some("ADDRESS_CLAIMED") => Some(RevokedBy::AddressClaimed),
                 Some("ACCOUNT_DISABLED") => Some(RevokedBy::AccountDisabled),
                 Some("OPERATOR") => Some(RevokedBy::Operator),
                 _ => None,
@@ -682,6 +713,7 @@ impl From<&security_event::Model> for SecurityEvent {
             device: device::Device::from_user_agent(event.user_agent.as_deref()).into(),
             ip_address: event.ip_address.clone(),
             passkey_name,
+            provider,
             assurance_level: methods.as_ref().map(|m| m.level().into()),
             methods: methods.map(|m| m.list().iter().map(|&m| m.into()).collect()),
         }
@@ -821,6 +853,34 @@ impl From<&passkey::Model> for Passkey {
             last_used_at: row.last_used_at,
             backed_up: row.backed_up,
             authenticator: row.aaguid.and_then(authenticator_name).map(str::to_owned),
+        }
+    }
+}
+
+/// An account at another identity provider, linked to the caller's.
+#[derive(SimpleObject)]
+pub struct ExternalIdentity {
+    /// Stable identifier, for `unlinkProvider`.
+    pub id: ID,
+    /// The provider's id, as in `signInOptions.providers`.
+    pub provider: String,
+    /// The provider's last word on its address, for display only: the
+    /// link is by the provider's subject, whatever its address becomes.
+    pub email: Option<String>,
+    /// When it was linked.
+    pub linked_at: DateTime<Utc>,
+    /// Its last sign-in.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<&external_identity::Model> for ExternalIdentity {
+    fn from(row: &external_identity::Model) -> Self {
+        Self {
+            id: ID(row.id.to_string()),
+            provider: row.provider.clone(),
+            email: row.email.clone(),
+            linked_at: row.created_at,
+            last_used_at: row.last_used_at,
         }
     }
 }

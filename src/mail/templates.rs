@@ -14,7 +14,7 @@ pub struct Letter {
     pub html: String,
 }
 
-/// What happened to an account's second factor or its passkeys.
+/// What happened to an account's second factor or its other ways in.
 #[derive(Clone, Copy, Debug)]
 pub enum SecondFactorNotice {
     Enabled,
@@ -24,6 +24,8 @@ pub enum SecondFactorNotice {
     ResetBySupport,
     PasskeyAdded,
     PasskeyRemoved,
+    ProviderLinked,
+    ProviderUnlinked,
 }
 
 /// The product's name and where its links point.
@@ -171,6 +173,17 @@ impl Letters {
                 format!("A passkey was removed from your {product} account"),
                 format!("A passkey was removed from your {product} account."),
             ),
+            SecondFactorNotice::ProviderLinked => (
+                format!("A sign-in provider was linked to your {product} account"),
+                format!(
+                    "An account at another provider was linked to your {product} account: \
+                     it can now sign in to it. Your account page lists its providers."
+                ),
+            ),
+            SecondFactorNotice::ProviderUnlinked => (
+                format!("A sign-in provider was unlinked from your {product} account"),
+                format!("An account at another provider was unlinked from your {product} account."),
+            ),
             SecondFactorNotice::ResetBySupport => (
                 format!("{product} support turned off your two-step sign-in"),
                 format!(
@@ -182,7 +195,8 @@ impl Letters {
         let advice = match notice {
             SecondFactorNotice::Enabled
             | SecondFactorNotice::CodesReplaced
-            | SecondFactorNotice::PasskeyAdded => format!(
+            | SecondFactorNotice::PasskeyAdded
+            | SecondFactorNotice::ProviderLinked => format!(
                 "If it was not you, someone has your password and a signed-in session: \
                  reset your password at once, and contact {product} support to have the \
                  second factor reset."
@@ -197,6 +211,30 @@ impl Letters {
             subject,
             text: format!("{what}\n\n{advice}\n"),
             html: format!("<p>{}</p><p>{}</p>", escape(&what), escape(&advice)),
+        }
+    }
+
+    /// A sign-in code, valid for `ttl`. It carries no link: the code
+    /// counts only in the browser that asked for it.
+    pub fn sign_in_code(&self, to: &str, code: &str, ttl: Duration) -> Letter {
+        let product = &self.product;
+        let lifetime = spoken(ttl);
+        let what = format!("Your {product} sign-in code is {code}.");
+        let when = format!(
+            "Type it where you asked for it, within {lifetime}. It works once, and only there."
+        );
+        let advice = "If you did not ask for it, ignore this message: no one can use the \
+                      code without the page that asked for it.";
+        Letter {
+            to: to.to_owned(),
+            subject: format!("Your {product} sign-in code"),
+            text: format!("{what}\n\n{when}\n\n{advice}\n"),
+            html: format!(
+                "<p>{}</p><p>{}</p><p>{}</p>",
+                escape(&what),
+                escape(&when),
+                escape(advice)
+            ),
         }
     }
 

@@ -272,6 +272,9 @@ pub enum Revocation {
     SessionLimit,
     /// `resetPassword` signed every session out.
     PasswordReset,
+    /// An e-mail code proved an address that no one had proven: every way
+    /// in set up before is taken back.
+    AddressClaimed,
     /// An operator disabled the account.
     AccountDisabled,
     /// An operator revoked it (`gatehouse user revoke-sessions`, `session revoke`).
@@ -286,6 +289,7 @@ impl Revocation {
             Self::PasswordChange => "PASSWORD_CHANGE",
             Self::SessionLimit => "SESSION_LIMIT",
             Self::PasswordReset => "PASSWORD_RESET",
+            Self::AddressClaimed => "ADDRESS_CLAIMED",
             Self::AccountDisabled => "ACCOUNT_DISABLED",
             Self::Operator => "OPERATOR",
         }

@@ -10,6 +10,7 @@ pub mod in_flight;
 pub mod known_devices;
 pub mod outbox;
 pub mod passwords;
+pub mod providers;
 pub mod purge;
 pub mod recovery;
 pub mod relying_party;

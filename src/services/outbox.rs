@@ -119,6 +119,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The messages' texts and links.
+    pub fn letters(&self) -> &Letters {
+        &self.letters
+    }
+
     /// Call after committing: this node's courier sends at once instead of
     /// at its next poll.
     pub fn wake(&self) {

@@ -11,8 +11,8 @@ use crate::clock::Clock;
 use crate::domain::session_policy::SessionPolicies;
 use crate::error::AppError;
 use crate::repo::{
-    email_tokens, known_devices, passkey_ceremonies, security_events, sessions, sign_in_challenges,
-    totp_factors,
+    email_sign_in_codes, email_tokens, known_devices, passkey_ceremonies, provider_flows,
+    security_events, sessions, sign_in_challenges, totp_factors,
 };
 use crate::services::auth::ENROLMENT_LIFETIME;
 use crate::services::throttle::LoginThrottle;
@@ -79,7 +79,9 @@ pub async fn purge_once(
     purged.known_devices = known_devices::purge(db, now - devices::LIFETIME).await?;
     purged.second_factor_leftovers = sign_in_challenges::purge(db, now).await?
         + totp_factors::purge_pending(db, now - ENROLMENT_LIFETIME).await?
-        + passkey_ceremonies::purge(db, now).await?;
+        + passkey_ceremonies::purge(db, now).await?
+        + provider_flows::purge(db, now).await?
+        + email_sign_in_codes::purge(db, now).await?;
     Ok(purged)
 }
 

@@ -18,7 +18,7 @@ use crate::domain::token::{EmailToken, Purpose};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
-use crate::repo::{email_tokens, known_devices, passkeys, users};
+use crate::repo::{email_tokens, external_identities, known_devices, passkeys, users};
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
 use crate::services::throttle::LoginThrottle;
@@ -28,10 +28,10 @@ use crate::session_notifier::{Notice, SessionNotifier};
 /// for every address alike.
 const PENDING_RESET_REQUESTS: usize = 256;
 
-/// The longest wait before a reset request is looked up.
+/// The longest wait before a mail request (a reset, a sign-in code) is looked up.
 const MAX_JITTER_MS: u64 = 2_000;
 
-fn jitter() -> std::time::Duration {
+pub(crate) fn jitter() -> std::time::Duration {
     let mut bytes = [0u8; 8];
     let random = getrandom::fill(&mut bytes).map_or(0, |()| u64::from_le_bytes(bytes));
     std::time::Duration::from_millis(random % MAX_JITTER_MS)
@@ -153,10 +153,11 @@ impl Recovery {
         }
         users::change_password(&txn, user_id, hash, now).await?;
         // A reset takes back every other way in, so whoever caused it can
-        // be signed out for good: a thief's passkey, or a stranger's who
-        // signed the address up first. The second factor stays: a reset
-        // never skips it.
+        // be signed out for good: a thief's passkey or provider link, or a
+        // stranger's who signed the address up first. The second factor
+        // stays: a reset never skips it.
         let passkeys = passkeys::delete_all(&txn, user_id).await?;
+        let providers = external_identities::delete_all(&txn, user_id).await?;
         // Whoever knew the old password may have signed in: no client is
         // known to the new one.
         known_devices::forget_all(&txn, user_id).await?;
@@ -181,6 +182,9 @@ impl Recovery {
         }));
         events.extend(passkeys.iter().map(|name| {
             NewEvent::of_account(EventKind::PasskeyRemoved, user_id, now).detail(name)
+        }));
+        events.extend(providers.iter().map(|provider| {
+            NewEvent::of_account(EventKind::ProviderUnlinked, user_id, now).detail(provider)
         }));
         security_events::insert(&txn, events).await?;
         let notices = self

@@ -610,7 +610,7 @@ async fn a_passkey_answers_the_second_factor_and_steps_a_session_up() {
 }
 
 /// The authenticator app for a base32 secret.
-fn totp(secret: &str) -> totp_rs::TOTP {
+pub(crate) fn totp(secret: &str) -> totp_rs::TOTP {
     let bytes = totp_rs::Secret::Encoded(secret.to_owned())
         .to_bytes()
         .unwrap();
@@ -627,7 +627,7 @@ fn totp(secret: &str) -> totp_rs::TOTP {
 
 /// Turns TOTP on for the account of `token`, with a code from the system
 /// clock; its secret.
-async fn enrol_totp(app: &TestApp, token: &str) -> String {
+pub(crate) async fn enrol_totp(app: &TestApp, token: &str) -> String {
     let begun = app
         .graphql(
             "mutation { beginTotpEnrolment { secret } }",

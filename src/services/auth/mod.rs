@@ -30,6 +30,7 @@ use crate::repo::users;
 use crate::services::in_flight::InFlightSlides;
 use crate::services::outbox::Outbox;
 use crate::services::passwords::Passwords;
+use crate::services::providers::Providers;
 use crate::services::relying_party::RelyingParty;
 use crate::services::secret_box::SecretBox;
 use crate::services::throttle::LoginThrottle;
@@ -40,8 +41,10 @@ pub use factors::{ENROLMENT_LIFETIME, RememberedDevice, TotpEnrolment, end_facto
 pub use passkeys::{Ceremony, NewPasskey};
 pub use sessions::SessionState;
 pub use sign_in::SignedIn;
+pub use sign_in::email_code::{EmailCodeAttempt, EmailCodeRequest};
 pub use sign_in::passkey::PasskeyAssertion;
 pub use sign_in::password::LoginAttempt;
+pub use sign_in::provider::{ProviderAuthorization, ProviderReturn};
 pub use sign_in::second_factor::{ChallengeAnswer, SecondProof};
 
 /// The authentication use cases, shared by the guard and the resolvers.
@@ -63,6 +66,13 @@ pub struct AuthService {
     pub second_factor: SecondFactor,
     /// The site passkeys are made for.
     pub relying_party: RelyingParty,
+    /// Other identity providers (OpenID Connect).
+    pub providers: Providers,
+    /// `GATEHOUSE_EMAIL_SIGN_IN=on`.
+    pub email_sign_in: bool,
+    /// Mail requests being looked up after their answer (shared with
+    /// password resets); past it, SERVICE_UNAVAILABLE for every address.
+    pub pending_mail: Arc<Semaphore>,
     /// The sessions whose activity this node is writing now.
     pub slides: InFlightSlides,
     /// Live subscriptions' reads at once: at most half the pool, so that

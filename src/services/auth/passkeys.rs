@@ -28,7 +28,7 @@ use crate::error::AppError;
 use crate::mail::templates::SecondFactorNotice;
 use crate::repo::passkey_ceremonies::{self, Owner};
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::{passkeys, users};
+use crate::repo::{external_identities, passkeys, users};
 use crate::services::auth::sign_in::Opening;
 use crate::services::auth::{AuthService, SignedIn, email_taken};
 use crate::services::relying_party::CEREMONY_LIFETIME;
@@ -186,7 +186,10 @@ impl AuthService {
         let account = users::find_by_id(&txn, user)
             .await?
             .ok_or(AppError::NotFound)?;
-        if account.password_hash == user::NO_PASSWORD && passkeys::count(&txn, user).await? <= 1 {
+        if account.password_hash == user::NO_PASSWORD
+            && passkeys::count(&txn, user).await? <= 1
+            && external_identities::count(&txn, user).await? == 0
+        {
             txn.rollback().await?;
             return Err(AppError::LastSignInMethod);
         }

@@ -1,8 +1,10 @@
 //! Signing in: one module per proof of identity, and the one path that
 //! opens a session, whatever proved it.
 
+pub mod email_code;
 pub mod passkey;
 pub mod password;
+pub mod provider;
 pub mod second_factor;
 pub(in crate::services::auth) mod totp;
 
@@ -12,7 +14,7 @@ use sea_orm::DatabaseTransaction;
 
 use crate::context::{Account, SessionRecord};
 use crate::domain::client::ClientInfo;
-use crate::domain::second_factor::{Level, Methods};
+use crate::domain::second_factor::{Level, Method, Methods};
 use crate::domain::security_event::EventKind;
 use crate::domain::session_policy::Expiry;
 use crate::domain::token::{DeviceToken, SessionToken};
@@ -131,6 +133,43 @@ impl AuthService {
             expiry: self.expiry(&session),
             session,
         })
+    }
+
+    /// A first step other than a password proven (another provider, an
+    /// e-mail code): the second factor's challenge where the account has
+    /// one (a remembered browser skips only a password's), else a session
+    /// opened in `txn` with what the caller wrote there. The caller has
+    /// counted the sign-in (`reserve_signin`) before opening `txn`: on
+    /// SQLite a count made inside it would wait on its own lock.
+    pub(in crate::services::auth) async fn first_step_proven(
+        &self,
+        txn: DatabaseTransaction,
+        user: &user::Model,
+        first: Method,
+        remember_me: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, AppError> {
+        if self
+            .second_factor
+            .requirement
+            .asks_at_sign_in(user.second_factor_at.is_some())
+        {
+            txn.commit().await?;
+            self.outbox.wake();
+            return Err(self.challenge(user, first, remember_me, now).await?);
+        }
+        let opening = Opening {
+            user,
+            credential_version: user.credential_version,
+            by: "LOGIN",
+            methods: Methods::of(&[first]),
+            remember_me,
+            client,
+        };
+        let signed_in = self.open_session(txn, opening, now).await?;
+        self.outbox.wake();
+        Ok(signed_in)
     }
 
     /// Why a session could not open for an account proven a moment ago.

@@ -68,7 +68,9 @@ impl AuthService {
                 _ => false,
             };
             if !remembered {
-                return Err(self.challenge(&user, remember_me, now).await?);
+                return Err(self
+                    .challenge(&user, Method::Password, remember_me, now)
+                    .await?);
             }
             methods.push(Method::RememberedDevice);
         }

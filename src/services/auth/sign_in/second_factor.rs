@@ -59,6 +59,7 @@ impl AuthService {
     pub(in crate::services::auth) async fn challenge(
         &self,
         user: &user::Model,
+        first: Method,
         remember_me: bool,
         now: DateTime<Utc>,
     ) -> Result<AppError, AppError> {
@@ -69,6 +70,7 @@ impl AuthService {
             user_id: user.id,
             credential_version: user.credential_version,
             remember_me,
+            first_method: first.as_str().to_owned(),
             created_at: now,
             expires_at,
             failures: 0,
@@ -82,7 +84,7 @@ impl AuthService {
         if passkeys::count(&self.db, user.id).await? > 0 {
             methods.push(Method::Passkey.as_str());
         }
-        tracing::info!(user_id = %user.id, "password proven; second factor asked for");
+        tracing::info!(user_id = %user.id, first = first.as_str(), "first step proven; second factor asked for");
         Ok(AppError::SecondFactorRequired(Box::new(
             SecondFactorChallenge {
                 token: token.expose().to_owned(),
@@ -143,7 +145,7 @@ impl AuthService {
             user: &user,
             credential_version: challenge.credential_version,
             by: "LOGIN",
-            methods: Methods::of(&[Method::Password, method]),
+            methods: Methods::of(&[first_step(&challenge), method]),
             remember_me: challenge.remember_me,
             client,
         };
@@ -224,4 +226,12 @@ impl AuthService {
             .queue_second_factor_notice(txn, email, notice, now)
             .await
     }
+}
+
+/// What proved the challenge's first step; a row from before it was
+/// recorded was a password.
+fn first_step(challenge: &sign_in_challenge::Model) -> Method {
+    Method::parse(&challenge.first_method)
+        .filter(|m| m.is_first_step())
+        .unwrap_or(Method::Password)
 }
