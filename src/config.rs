@@ -241,7 +241,7 @@ pub struct OtherWaysIn {
     /// `issuer`, `client_id`, `client_secret`, and optionally `name`,
     /// `scopes` (default `openid email profile`) and `trusted_for_linking`.
     #[arg(long, env = "GATEHOUSE_OIDC_PROVIDERS", hide_env_values = true)]
-    pub oidc_providers: Option<String>,
+    pub oidc_providers: Option<SecretKeyText>,
 
     /// A file holding that JSON (instead of GATEHOUSE_OIDC_PROVIDERS).
     #[arg(long, env = "GATEHOUSE_OIDC_PROVIDERS_FILE")]
@@ -265,7 +265,7 @@ impl OtherWaysIn {
             (Some(_), Some(_)) => anyhow::bail!(
                 "set GATEHOUSE_OIDC_PROVIDERS or GATEHOUSE_OIDC_PROVIDERS_FILE, not both"
             ),
-            (Some(text), None) => text.clone(),
+            (Some(text), None) => text.0.clone(),
             (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
                 anyhow::anyhow!("GATEHOUSE_OIDC_PROVIDERS_FILE {}: {e}", path.display())
             })?,
@@ -351,7 +351,8 @@ pub struct SecondFactorSettings {
     pub secret_key_file: Option<std::path::PathBuf>,
 }
 
-/// Key material from the environment. Its `Debug` hides it.
+/// Secret text from the environment: keys, providers' client secrets.
+/// Its `Debug` hides it.
 #[derive(Clone)]
 pub struct SecretKeyText(pub String);
 

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
-use gatehouse::config::Settings;
+use gatehouse::config::{SecretKeyText, Settings};
 
 /// Where the provider sends the browser back; never fetched.
 pub const REDIRECT: &str = "http://127.0.0.1:5173/auth/callback";
@@ -86,7 +86,7 @@ impl Provider {
         }])
         .to_string();
         move |s: &mut Settings| {
-            s.other_ways_in.oidc_providers = Some(providers);
+            s.other_ways_in.oidc_providers = Some(SecretKeyText(providers));
             s.other_ways_in.oidc_redirect_uris = vec![REDIRECT.to_owned()];
         }
     }

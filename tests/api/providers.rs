@@ -8,6 +8,7 @@ use chrono::{TimeDelta, Utc};
 use serde_json::json;
 
 use gatehouse::clock::Clock;
+use gatehouse::config::SecretKeyText;
 
 use crate::helpers::{PASSWORD, Reply, TestApp, TestDatabase, spawn_app_on, spawn_app_with_clock};
 use crate::mailbox::Inbox;
@@ -364,10 +365,9 @@ async fn a_provider_that_is_down_gives_a_coded_error_and_blocks_nothing() {
     let issuer = closed.issuer.clone();
     drop(closed);
     let nowhere = spawn_app_on(TestDatabase::create().await, move |s| {
-        s.other_ways_in.oidc_providers = Some(
-            json!([{ "id": "test", "issuer": issuer, "client_id": "c", "client_secret": "s" }])
-                .to_string(),
-        );
+        let providers =
+            json!([{ "id": "test", "issuer": issuer, "client_id": "c", "client_secret": "s" }]);
+        s.other_ways_in.oidc_providers = Some(SecretKeyText(providers.to_string()));
         s.other_ways_in.oidc_redirect_uris = vec![REDIRECT.to_owned()];
     })
     .await;

@@ -1,6 +1,6 @@
 //! A sign-in for an unknown e-mail must be indistinguishable from a wrong
-//! password, a reset request for an unknown e-mail from one for an
-//! account, and a sign-up with a weak password for a free address from one
+//! password, a reset or sign-in code request for an unknown e-mail from
+//! one for an account, and a sign-up with a weak password for a free address from one
 //! for a taken address: same code, same message, same time.
 
 use std::time::{Duration, Instant};
@@ -75,11 +75,28 @@ async fn time_failed_login(app: &TestApp, email: &str) -> Duration {
     took
 }
 
+const REQUEST_RESET: &str =
+    "mutation($email: String!) { requestPasswordReset(input: {email: $email}) }";
+const REQUEST_CODE: &str =
+    "mutation($email: String!) { requestEmailSignInCode(email: $email) { challenge } }";
+
 #[tokio::test]
 async fn reset_requests_take_the_same_time_for_unknown_and_known_addresses() {
+    mail_requests_take_the_same_time(REQUEST_RESET, "requestPasswordReset").await;
+}
+
+#[tokio::test]
+async fn sign_in_code_requests_take_the_same_time_for_unknown_and_known_addresses() {
+    mail_requests_take_the_same_time(REQUEST_CODE, "requestEmailSignInCode").await;
+}
+
+/// A request that mails an account (`query`, answering `field`) takes as
+/// long for an address with no account.
+async fn mail_requests_take_the_same_time(query: &str, field: &str) {
     let database = TestDatabase::create().await;
     let app = spawn_app_on(database, |s| {
         s.login_limits.mail_max_per_ip = 10_000;
+        s.other_ways_in.email_sign_in = true;
     })
     .await;
     let mut rounds = Vec::new();
@@ -90,19 +107,19 @@ async fn reset_requests_take_the_same_time_for_unknown_and_known_addresses() {
         }
         let (mut unknown_times, mut known_times) = (Vec::new(), Vec::new());
         for (i, email) in known.iter().enumerate() {
-            let nobody = format!("nobody-reset-{round}-{i}@example.com");
+            let nobody = format!("nobody-{field}-{round}-{i}@example.com");
             if i % 2 == 0 {
-                unknown_times.push(time_reset_request(&app, &nobody).await);
-                known_times.push(time_reset_request(&app, email).await);
+                unknown_times.push(time_request(&app, query, field, &nobody).await);
+                known_times.push(time_request(&app, query, field, email).await);
             } else {
-                known_times.push(time_reset_request(&app, email).await);
-                unknown_times.push(time_reset_request(&app, &nobody).await);
+                known_times.push(time_request(&app, query, field, email).await);
+                unknown_times.push(time_request(&app, query, field, &nobody).await);
             }
         }
         let (unknown, known) = (median(unknown_times), median(known_times));
         let (low, high) = (unknown.min(known), unknown.max(known));
         let difference = (high - low).as_secs_f64() / high.as_secs_f64();
-        eprintln!("round {round}: unknown e-mail {unknown:?}, account {known:?}");
+        eprintln!("{field} round {round}: unknown e-mail {unknown:?}, account {known:?}");
         if difference <= 0.20 {
             // And the accounts did get their messages.
             app.mail.wait_for(2 * TRIES * (round + 1)).await;
@@ -113,20 +130,16 @@ async fn reset_requests_take_the_same_time_for_unknown_and_known_addresses() {
             difference * 100.0
         ));
     }
-    panic!("medians differ by more than 20% in every round: {rounds:?}");
+    panic!("{field}: medians differ by more than 20% in every round: {rounds:?}");
 }
 
-async fn time_reset_request(app: &TestApp, email: &str) -> Duration {
+async fn time_request(app: &TestApp, query: &str, field: &str, email: &str) -> Duration {
     let started = Instant::now();
     let reply = app
-        .graphql(
-            "mutation($email: String!) { requestPasswordReset(input: {email: $email}) }",
-            serde_json::json!({ "email": email }),
-            None,
-        )
+        .graphql(query, serde_json::json!({ "email": email }), None)
         .await;
     let took = started.elapsed();
-    assert_eq!(reply.data("requestPasswordReset"), true);
+    assert!(!reply.data(field).is_null(), "{}", reply.body);
     took
 }
 
