@@ -343,7 +343,7 @@ impl AppError {
                     .into()
             }
             Self::ProviderEmailMissing => {
-                "The provider gave no e-mail address; allow the e-mail scope".into()
+                "The provider gave no usable e-mail address; allow the e-mail scope".into()
             }
             Self::IdentityAlreadyLinked => {
                 "This account at the provider is linked to another account".into()

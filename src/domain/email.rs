@@ -15,7 +15,16 @@ pub struct Email(String);
 impl Email {
     /// Normalises and checks an address. The error says what is wrong.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let email = raw.trim_matches(' ').to_lowercase();
+        let email = raw.trim_matches(' ');
+        // Checked before lower-casing: Unicode lower-cases some letters to
+        // ASCII (the Kelvin sign to k), which would make two addresses one.
+        if !email.is_ascii() {
+            return Err(
+                "email must be in ASCII letters, digits and . _ % + - (a domain in its xn-- form)"
+                    .into(),
+            );
+        }
+        let email = email.to_ascii_lowercase();
         if email.chars().count() > MAX_LEN {
             return Err(format!("email must be at most {MAX_LEN} characters"));
         }
@@ -73,6 +82,16 @@ impl fmt::Debug for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn letters_that_lower_case_to_ascii_are_refused() {
+        // The Kelvin sign lower-cases to `k`.
+        assert!(Email::parse("\u{212A}ate@example.com").is_err());
+        assert_eq!(
+            Email::parse(" Kate@Example.COM ").unwrap().as_str(),
+            "kate@example.com"
+        );
+    }
 
     #[test]
     fn trims_and_lowercases() {

@@ -104,9 +104,10 @@ impl QueryLimit {
             }
             Self::PasswordChecks => format!(
                 "An operation may check at most {MAX_PASSWORD_CHECKS} password \
-                 or code (login, register, changePassword, reauthenticate, deleteAccount, \
-                 resetPassword, changeEmail, completeSignIn, confirmTotpEnrolment); \
-                 send one per request"
+                 or code, or redeem one provider's code (login, register, changePassword, \
+                 reauthenticate, deleteAccount, resetPassword, changeEmail, completeSignIn, \
+                 confirmTotpEnrolment, signInWithEmailCode, signInWithProvider, \
+                 linkProvider); send one per request"
             ),
             Self::Directives => format!("At most {MAX_DIRECTIVES} directives per location"),
             Self::Arguments => format!("At most {MAX_ARGUMENTS} arguments per field"),

@@ -53,6 +53,9 @@ pub struct ProviderReturnInput {
     pub code: String,
     /// The `state` query parameter of the redirect.
     pub state: String,
+    /// The `iss` query parameter of the redirect, if the provider sent
+    /// one (RFC 9207): a code from another issuer is refused.
+    pub iss: Option<String>,
     /// As `login`'s `rememberMe` (sign-in only).
     pub remember_me: Option<bool>,
 }
@@ -63,6 +66,7 @@ impl ProviderReturnInput {
             flow: self.flow,
             code: self.code,
             state: self.state,
+            iss: self.iss,
         };
         (back, self.remember_me.unwrap_or(false))
     }
@@ -133,8 +137,9 @@ impl ProviderMutation {
     ) -> Result<ExternalIdentity> {
         let (request, current) = signed_in(ctx)?;
         let (back, _) = input.split();
+        let client = request.client.info();
         let row = auth_service(ctx)?
-            .link_provider(current, back, request.now)
+            .link_provider(current, back, &client, request.now)
             .await?;
         Ok(ExternalIdentity::from(&row))
     }

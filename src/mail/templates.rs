@@ -195,11 +195,14 @@ impl Letters {
         let advice = match notice {
             SecondFactorNotice::Enabled
             | SecondFactorNotice::CodesReplaced
-            | SecondFactorNotice::PasskeyAdded
-            | SecondFactorNotice::ProviderLinked => format!(
+            | SecondFactorNotice::PasskeyAdded => format!(
                 "If it was not you, someone has your password and a signed-in session: \
                  reset your password at once, and contact {product} support to have the \
                  second factor reset."
+            ),
+            SecondFactorNotice::ProviderLinked => format!(
+                "If it was not you, reset your password at once: a reset unlinks every \
+                 provider and signs out every session. Then contact {product} support."
             ),
             _ => format!(
                 "If it was not you, reset your password at once, then turn two-step \

@@ -5,6 +5,8 @@
 //! openidconnect crate checks. Keys are refetched when a token names one
 //! the cache does not have, so a provider can rotate them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +15,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
-    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError, TokenResponse, reqwest,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, HttpRequest,
+    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, SignatureVerificationError, TokenResponse, reqwest,
 };
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -28,6 +30,9 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a failed discovery is remembered, so that a provider that is
 /// down costs its callers nothing until then.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// The most a provider's answer may hold (metadata, keys and tokens are a
+/// few KiB): an endless answer must not fill this node's memory.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
 /// How long discovered metadata is trusted before it is fetched again.
 const METADATA_LIFETIME: Duration = Duration::from_secs(3600);
 /// The shortest time between two fetches of a provider's keys.
@@ -65,10 +70,21 @@ impl std::fmt::Debug for ProviderConfig {
     }
 }
 
+/// The longest subject stored (OpenID Connect allows 255 ASCII characters).
+const MAX_SUBJECT_BYTES: usize = 255;
+
+/// A provider's address as accounts know it, or none if it is not one.
+fn usable(email: Option<&str>) -> Option<String> {
+    email
+        .and_then(|e| crate::domain::email::Email::parse(e).ok())
+        .map(|e| e.as_str().to_owned())
+}
+
 /// What a provider said about the person who signed in there.
 #[derive(Clone, Debug)]
 pub struct ExternalClaims {
     pub subject: String,
+    /// Normalised; none if the provider gave none, or one that is not an address.
     pub email: Option<String>,
     pub email_verified: bool,
 }
@@ -129,6 +145,24 @@ impl Providers {
             );
             let issuer = IssuerUrl::new(config.issuer.clone())
                 .map_err(|e| anyhow::anyhow!("provider {}: issuer: {e}", config.id))?;
+            // Its answers decide whose account opens: never over plain
+            // HTTP, but on this machine (development, tests).
+            let url = issuer.url();
+            let loopback = matches!(
+                url.host(),
+                Some(openidconnect::url::Host::Domain("localhost"))
+                    | Some(openidconnect::url::Host::Ipv4(
+                        std::net::Ipv4Addr::LOCALHOST
+                    ))
+                    | Some(openidconnect::url::Host::Ipv6(
+                        std::net::Ipv6Addr::LOCALHOST
+                    ))
+            );
+            anyhow::ensure!(
+                url.scheme() == "https" || loopback,
+                "provider {}: the issuer must be https (http only on localhost)",
+                config.id
+            );
             providers.push(Provider {
                 config,
                 issuer,
@@ -163,6 +197,12 @@ impl Providers {
             let id = p.config.id.as_str();
             (id, p.config.name.as_deref().unwrap_or(id))
         })
+    }
+
+    /// Whether `iss` from a redirect (RFC 9207) names this provider: a
+    /// code meant for another provider is refused before it is sent.
+    pub fn is_issuer(&self, id: &str, iss: &str) -> bool {
+        self.find(id).is_ok_and(|p| p.config.issuer == iss)
     }
 
     /// Whether its verified addresses may join accounts by themselves.
@@ -233,7 +273,7 @@ impl Providers {
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| unavailable(id, "token endpoint", e))?
             .set_pkce_verifier(verifier)
-            .request_async(&self.0.http)
+            .request_async(&self.caller())
             .await
             .map_err(|e| token_error(id, e))?;
         let id_token = response.id_token().ok_or_else(|| {
@@ -260,9 +300,14 @@ impl Providers {
             }
             result => result.map_err(|e| refused(id, e))?.clone(),
         };
+        let subject = claims.subject().to_string();
+        if subject.len() > MAX_SUBJECT_BYTES {
+            tracing::info!(provider = id, "provider sent a subject too long to store");
+            return Err(AppError::InvalidProviderResponse);
+        }
         let mut external = ExternalClaims {
-            subject: claims.subject().to_string(),
-            email: claims.email().map(|e| e.to_string()),
+            subject,
+            email: usable(claims.email().map(|e| e.as_str())),
             email_verified: claims.email_verified().unwrap_or(false),
         };
         if external.email.is_none() && metadata.userinfo_endpoint().is_some() {
@@ -272,16 +317,23 @@ impl Providers {
                     Some(claims.subject().clone()),
                 )
                 .map_err(|e| unavailable(id, "userinfo", e))?
-                .request_async(&self.0.http)
+                .request_async(&self.caller())
                 .await
                 .map_err(|e| {
                     tracing::warn!(provider = id, error = %e, "userinfo failed");
                     AppError::ProviderUnavailable
                 })?;
-            external.email = info.email().map(|e| e.to_string());
+            external.email = usable(info.email().map(|e| e.as_str()));
             external.email_verified = info.email_verified().unwrap_or(false);
         }
         Ok(external)
+    }
+
+    /// What calls a provider: the shared client, reading at most
+    /// [`MAX_RESPONSE_BYTES`] of an answer.
+    fn caller(&self) -> impl Fn(HttpRequest) -> Call + Send + Sync + use<> {
+        let http = self.0.http.clone();
+        move |request| Box::pin(fetch(http.clone(), request))
     }
 
     fn find(&self, id: &str) -> Result<&Provider, AppError> {
@@ -310,7 +362,8 @@ impl Providers {
             return stale.ok_or(AppError::ProviderUnavailable);
         }
         let id = &provider.config.id;
-        match CoreProviderMetadata::discover_async(provider.issuer.clone(), &self.0.http).await {
+        let caller = self.caller();
+        match CoreProviderMetadata::discover_async(provider.issuer.clone(), &caller).await {
             Ok(metadata) => {
                 tracing::info!(provider = %id, "provider discovered");
                 let metadata = Arc::new(metadata);
@@ -343,7 +396,7 @@ impl Providers {
             return Err(AppError::InvalidProviderResponse);
         }
         known.keys_fetched_at = Some(Instant::now());
-        let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.0.http)
+        let keys = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.caller())
             .await
             .map_err(|e| unavailable(id, "keys", e))?;
         let updated = (*metadata).clone().set_jwks(keys);
@@ -351,6 +404,55 @@ impl Providers {
         known.metadata = Some((Arc::new(updated.clone()), Instant::now()));
         Ok(updated)
     }
+}
+
+/// A call to a provider in flight.
+type Call = Pin<Box<dyn Future<Output = Result<HttpResponse, FetchError>> + Send>>;
+
+/// Why a call to a provider failed.
+#[derive(Debug)]
+enum FetchError {
+    Http(reqwest::Error),
+    TooLarge,
+    Response(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(err) => write!(f, "{err}"),
+            Self::TooLarge => write!(f, "answer over {MAX_RESPONSE_BYTES} bytes"),
+            Self::Response(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// One call, its answer read up to [`MAX_RESPONSE_BYTES`].
+async fn fetch(http: reqwest::Client, request: HttpRequest) -> Result<HttpResponse, FetchError> {
+    let request = reqwest::Request::try_from(request).map_err(FetchError::Http)?;
+    let mut response = http.execute(request).await.map_err(FetchError::Http)?;
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(FetchError::TooLarge);
+    }
+    let mut answer = openidconnect::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(FetchError::Http)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(FetchError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    answer
+        .body(body)
+        .map_err(|e| FetchError::Response(e.to_string()))
 }
 
 type Client = CoreClient<
@@ -433,6 +535,40 @@ mod tests {
         no_openid.scopes = vec!["email".into()];
         assert!(Providers::new(vec![no_openid], redirect.clone()).is_err());
         assert!(Providers::new(vec![], vec!["not a url".into()]).is_err());
+    }
+
+    #[test]
+    fn issuers_are_https_but_on_this_machine() {
+        let redirect = vec!["https://app.example/callback".to_owned()];
+        let with = |issuer: &str| ProviderConfig {
+            issuer: issuer.into(),
+            ..config("a")
+        };
+        for ok in [
+            "https://id.example",
+            "http://127.0.0.1:9000",
+            "http://localhost:9000",
+        ] {
+            assert!(
+                Providers::new(vec![with(ok)], redirect.clone()).is_ok(),
+                "{ok}"
+            );
+        }
+        assert!(Providers::new(vec![with("http://id.example")], redirect).is_err());
+    }
+
+    #[test]
+    fn only_addresses_and_short_subjects_are_kept() {
+        assert_eq!(
+            usable(Some("A@Example.com")).as_deref(),
+            Some("a@example.com")
+        );
+        assert_eq!(usable(Some("<img src=x>")), None);
+        assert_eq!(
+            usable(Some(&format!("{}@example.com", "a".repeat(300)))),
+            None
+        );
+        assert_eq!(usable(None), None);
     }
 
     #[test]

@@ -210,13 +210,36 @@ async fn the_owner_of_an_address_a_stranger_signed_up_takes_it_back_with_a_code(
         .as_str()
         .unwrap()
         .to_owned();
+    // ...and asks to move it to his own address, keeping the link.
+    let moved = app
+        .graphql(
+            "mutation($p: String!, $e: String!) { changeEmail(input: {password: $p, newEmail: $e}) }",
+            json!({ "p": PASSWORD, "e": "stranger@evil.example" }),
+            Some(&stranger),
+        )
+        .await;
+    assert_eq!(moved.data("changeEmail"), true);
+    let move_link = app
+        .mail
+        .nth_to("stranger@evil.example", 1)
+        .await
+        .token("ghv_");
     let challenge = request(&app, "eve@example.com").await;
-    let code = code_in(&app.mail.nth_to("eve@example.com", 2).await);
+    let code = code_in(&app.mail.nth_to("eve@example.com", 3).await);
     let owner = sign_in(&app, &challenge, &code).await;
     let owner = owner.data("signInWithEmailCode");
     assert_eq!(owner["user"]["emailVerified"], true);
     let owner = owner["token"].as_str().unwrap();
     app.me(&stranger).await.assert_unauthenticated("REVOKED");
+    // His pending move cannot take the claimed account away.
+    let verify = app
+        .graphql(
+            "mutation($t: String!) { verifyEmail(input: {token: $t}) { email } }",
+            json!({ "t": move_link }),
+            None,
+        )
+        .await;
+    assert_eq!(verify.code(), "INVALID_VERIFICATION_TOKEN");
     assert_eq!(
         app.login("eve@example.com", PASSWORD).await.code(),
         "INVALID_CREDENTIALS"

@@ -32,6 +32,8 @@ pub struct Provider {
 pub struct Redirect {
     pub code: String,
     pub state: String,
+    /// RFC 9207's `iss`, which oidc-provider sends.
+    pub iss: Option<String>,
 }
 
 impl Provider {
@@ -156,11 +158,11 @@ impl Provider {
             url.query_pairs()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.into_owned())
-                .unwrap_or_else(|| panic!("no {name} in {back}"))
         };
         Redirect {
-            code: param("code"),
-            state: param("state"),
+            code: param("code").expect("code"),
+            state: param("state").expect("state"),
+            iss: param("iss"),
         }
     }
 

@@ -17,13 +17,13 @@ use crate::passkeys::{enrol_totp, totp};
 
 const BEGIN: &str = "mutation($p: String!, $r: String!) {
     beginProviderSignIn(input: {provider: $p, redirectUri: $r}) { authorizationUrl flow expiresAt } }";
-const SIGN_IN: &str = "mutation($f: String!, $c: String!, $s: String!) {
-    signInWithProvider(input: {flow: $f, code: $c, state: $s}) {
+const SIGN_IN: &str = "mutation($f: String!, $c: String!, $s: String!, $i: String) {
+    signInWithProvider(input: {flow: $f, code: $c, state: $s, iss: $i}) {
       token user { id email emailVerified } session { methods assuranceLevel } } }";
 const BEGIN_LINK: &str = "mutation($p: String!, $r: String!) {
     beginProviderLink(input: {provider: $p, redirectUri: $r}) { authorizationUrl flow } }";
 const LINK: &str = "mutation($f: String!, $c: String!, $s: String!) {
-    linkProvider(input: {flow: $f, code: $c, state: $s}) { id provider email } }";
+    linkProvider(input: {flow: $f, code: $c, state: $s}) { id provider email lastUsedAt } }";
 const UNLINK: &str = "mutation($id: ID!) { unlinkProvider(id: $id) }";
 const IDENTITIES: &str =
     "{ me { user { id email emailVerified } externalIdentities { id provider email } } }";
@@ -51,7 +51,7 @@ async fn begin(app: &TestApp, token: Option<&str>) -> Flow {
 }
 
 async fn finish(app: &TestApp, flow: &str, back: &Redirect) -> Reply {
-    let vars = json!({ "f": flow, "c": back.code, "s": back.state });
+    let vars = json!({ "f": flow, "c": back.code, "s": back.state, "i": back.iss });
     app.graphql(SIGN_IN, vars, None).await
 }
 
@@ -181,8 +181,13 @@ async fn an_address_the_provider_did_not_prove_makes_an_unproven_account() {
         reply.data("signInWithProvider")["user"]["emailVerified"],
         false
     );
-    // It is sent the verification link, as `register` does.
-    app.mail.nth_to("bob@example.com", 1).await.token("ghv_");
+    // It is sent no verification link: a stranger could have claimed the
+    // address at the provider, and its owner would adopt his account.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    assert_eq!(
+        entity::outbox::Entity::find().count(&app.db).await.unwrap(),
+        0
+    );
 
     idp.account("nomail-sub", None, false).await;
     let reply = sign_in(&app, &idp, "nomail-sub").await;
@@ -284,14 +289,22 @@ async fn state_is_single_use_bound_to_the_browser_that_began_it_and_expires() {
     let swapped = Redirect {
         code: victims_back.code.clone(),
         state: attackers_back.state.clone(),
+        iss: victims_back.iss.clone(),
     };
     assert_eq!(
         finish(&app, &victims.flow, &swapped).await.code(),
         "INVALID_PROVIDER_FLOW"
     );
+    assert_eq!(victims_back.iss.as_deref(), Some(idp.issuer.as_str()));
     finish(&app, &victims.flow, &victims_back)
         .await
         .data("signInWithProvider");
+    // A redirect naming another issuer (RFC 9207) is refused.
+    let mixed = begin(&app, None).await;
+    let mut back = idp.log_in(&mixed.url, "victim-sub").await;
+    back.iss = Some("https://other-issuer.example".into());
+    let mixed = finish(&app, &mixed.flow, &back).await;
+    assert_eq!(mixed.code(), "INVALID_PROVIDER_RESPONSE");
     // Replayed: the flow is spent.
     let replay = finish(&app, &victims.flow, &victims_back).await;
     assert_eq!(replay.code(), "INVALID_PROVIDER_FLOW");
@@ -496,7 +509,7 @@ async fn a_strangers_provider_link_is_taken_back_by_the_owners_reset() {
     )
     .await
     .data("requestPasswordReset");
-    let reset = app.mail.nth_to("ivy@example.com", 2).await.token("ghr_");
+    let reset = app.mail.nth_to("ivy@example.com", 1).await.token("ghr_");
     app.graphql(
         "mutation($t: String!, $p: String!) { resetPassword(input: {token: $t, newPassword: $p}) { email } }",
         json!({ "t": reset, "p": "ivy's own passphrase 2026" }),
@@ -536,6 +549,10 @@ async fn a_provider_is_linked_from_a_fresh_session_and_unlinked_unless_it_is_the
     let linked = app.graphql(LINK, vars, Some(&token)).await;
     let id = linked.data("linkProvider")["id"].clone();
     assert!(
+        linked.data("linkProvider")["lastUsedAt"].is_null(),
+        "not used yet"
+    );
+    assert!(
         events(&app, &token)
             .await
             .contains(&("PROVIDER_LINKED".into(), Some("test".into())))
@@ -563,4 +580,31 @@ async fn a_provider_is_linked_from_a_fresh_session_and_unlinked_unless_it_is_the
     let id = me.data("me")["externalIdentities"][0]["id"].clone();
     let refused = app.graphql(UNLINK, json!({ "id": id }), Some(&kim)).await;
     assert_eq!(refused.code(), "LAST_SIGN_IN_METHOD");
+}
+
+#[tokio::test]
+async fn claims_too_long_to_store_or_not_addresses_get_a_code_not_a_500() {
+    let Some((idp, app)) = start("claims_too_long_to_store", true).await else {
+        return;
+    };
+    let long_sub = "s".repeat(300);
+    idp.account(&long_sub, Some("long@example.com"), true).await;
+    let reply = sign_in(&app, &idp, &long_sub).await;
+    assert_eq!(reply.code(), "INVALID_PROVIDER_RESPONSE", "{}", reply.body);
+    let long_email = format!("{}@example.com", "e".repeat(400));
+    idp.account("long-mail-sub", Some(&long_email), true).await;
+    let reply = sign_in(&app, &idp, "long-mail-sub").await;
+    assert_eq!(reply.code(), "PROVIDER_EMAIL_MISSING", "{}", reply.body);
+    // A linked subject whose address turns hostile still signs in; the
+    // address shown is dropped, never stored raw.
+    idp.account("odd-sub", Some("odd@example.com"), true).await;
+    sign_in(&app, &idp, "odd-sub")
+        .await
+        .data("signInWithProvider");
+    idp.account("odd-sub", Some("<img src=x onerror=alert(1)>"), true)
+        .await;
+    let again = token_of(&sign_in(&app, &idp, "odd-sub").await);
+    let me = app.graphql(IDENTITIES, json!({}), Some(&again)).await;
+    assert!(me.data("me")["externalIdentities"][0]["email"].is_null());
+    assert_eq!(user_count(&app).await, 1);
 }

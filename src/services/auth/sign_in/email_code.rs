@@ -14,12 +14,12 @@ use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::second_factor::Method;
 use crate::domain::security_event::EventKind;
-use crate::domain::token::{EmailCodeChallenge, TokenHash};
+use crate::domain::token::{EmailCodeChallenge, Purpose, TokenHash};
 use crate::error::AppError;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::sessions::{self, Revocation};
 use crate::repo::{
-    email_sign_in_codes, external_identities, known_devices, outbox, passkeys, users,
+    email_sign_in_codes, email_tokens, external_identities, known_devices, outbox, passkeys, users,
 };
 use crate::services::auth::{AuthService, SignedIn};
 use crate::services::recovery::jitter;
@@ -187,9 +187,10 @@ impl AuthService {
 
     /// The first proof of an account's address. Whoever signed the address
     /// up may not be its owner, so every way in set up before goes: the
-    /// password, passkeys, provider links, remembered browsers and every
-    /// session. The second factor stays: no path skips it. Commits `txn`;
-    /// returns the account as it is now.
+    /// password, passkeys, provider links, remembered browsers, every
+    /// session, and every link sent (a change of address among them). The
+    /// second factor stays: no path skips it. Commits `txn`; returns the
+    /// account as it is now.
     async fn claim_address(
         &self,
         txn: DatabaseTransaction,
@@ -206,6 +207,10 @@ impl AuthService {
         let passkeys = passkeys::delete_all(&txn, id).await?;
         let providers = external_identities::delete_all(&txn, id).await?;
         known_devices::forget_all(&txn, id).await?;
+        // Links sent before: a change of address the stranger asked for
+        // must not move the claimed account to him afterwards.
+        email_tokens::consume_all(&txn, id, Purpose::Reset, now).await?;
+        email_tokens::consume_all(&txn, id, Purpose::Verify, now).await?;
         let policies = &self.rules.policies;
         let revoked = sessions::revoke_all(&txn, id, policies, Revocation::AddressClaimed, now);
         let revoked = revoked.await?;

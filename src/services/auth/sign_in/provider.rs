@@ -15,7 +15,7 @@ use crate::domain::client::ClientInfo;
 use crate::domain::email::Email;
 use crate::domain::second_factor::{Method, Methods};
 use crate::domain::security_event::EventKind;
-use crate::domain::token::{FlowToken, Purpose as LinkPurpose, TokenHash};
+use crate::domain::token::{FlowToken, TokenHash};
 use crate::error::AppError;
 use crate::mail::templates::SecondFactorNotice;
 use crate::repo::security_events::{self, NewEvent};
@@ -37,11 +37,12 @@ pub struct ProviderAuthorization {
 }
 
 /// What the browser brings back: its flow secret, and the provider's
-/// `code` and `state` from the redirect.
+/// `code`, `state` and (RFC 9207) `iss` from the redirect.
 pub struct ProviderReturn {
     pub flow: String,
     pub code: String,
     pub state: String,
+    pub iss: Option<String>,
 }
 
 impl AuthService {
@@ -158,8 +159,14 @@ impl AuthService {
                 self.throttle.reserve_signin(user.id, now).await?;
                 let txn = self.db.begin().await?;
                 users::lock(&txn, user.id).await?;
-                self.link(&txn, user.id, &user.email, provider, &claims, now)
-                    .await?;
+                let linking = Linking {
+                    user: user.id,
+                    email: &user.email,
+                    session: None,
+                    client,
+                    signs_in: true,
+                };
+                self.link(&txn, linking, provider, &claims, now).await?;
                 self.first_step_proven(txn, &user, Method::Provider, remember_me, client, now)
                     .await
             }
@@ -170,7 +177,12 @@ impl AuthService {
         }
     }
 
-    /// A new account for a provider's new subject, with no password.
+    /// A new account for a provider's new subject, with no password. An
+    /// address the provider did not prove is sent no verification link:
+    /// a stranger could have claimed it there, and its owner, clicking a
+    /// link she did not ask for, would adopt his account. She can still
+    /// take the address back (a reset or a sign-in code); the holder can
+    /// ask for the link with `resendVerificationEmail`.
     async fn sign_up_with_provider(
         &self,
         provider: &str,
@@ -184,7 +196,6 @@ impl AuthService {
             return Err(AppError::RegistrationClosed);
         }
         self.throttle.reserve_registration(client.ip, now).await?;
-        let mail = !claims.email_verified && self.may_mail(email, now).await?;
         let txn = self.db.begin().await?;
         let mut user = users::insert_passwordless(&txn, Uuid::new_v4(), email, now)
             .await
@@ -193,18 +204,17 @@ impl AuthService {
             users::mark_verified(&txn, user.id, now).await?;
             user.email_verified_at = Some(now);
         }
-        if mail {
-            self.outbox
-                .queue_link(&txn, LinkPurpose::Verify, user.id, &user.email, now)
-                .await?;
-        }
-        let row = identity(user.id, provider, claims, now);
+        let row = identity(user.id, provider, claims, true, now);
         if !external_identities::insert(&txn, row).await? {
-            // The same subject's first sign-in twice at once: one wins.
+            // The same subject's first sign-in twice at once: one wins (on
+            // PostgreSQL the other usually meets the address's index first:
+            // EMAIL_TAKEN).
             txn.rollback().await?;
             return Err(AppError::IdentityAlreadyLinked);
         }
-        let event = NewEvent::of_account(EventKind::ProviderLinked, user.id, now).detail(provider);
+        let event = NewEvent::of_account(EventKind::ProviderLinked, user.id, now)
+            .detail(provider)
+            .client(client);
         security_events::insert(&txn, vec![event]).await?;
         let opening = Opening {
             user: &user,
@@ -224,6 +234,7 @@ impl AuthService {
         &self,
         current: &CurrentSession,
         back: ProviderReturn,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<external_identity::Model, AppError> {
         self.require_fresh(current, now)?;
@@ -240,10 +251,14 @@ impl AuthService {
                 false => Err(AppError::IdentityAlreadyLinked),
             };
         }
-        let email = &current.account.email;
-        let linked = self
-            .link(&txn, user, email, &row.provider, &claims, at)
-            .await?;
+        let linking = Linking {
+            user,
+            email: &current.account.email,
+            session: Some(current.session.id),
+            client,
+            signs_in: false,
+        };
+        let linked = self.link(&txn, linking, &row.provider, &claims, at).await?;
         txn.commit().await?;
         self.outbox.wake();
         Ok(linked)
@@ -263,6 +278,11 @@ impl AuthService {
         // The account is locked by the claim: two unlinks at once are
         // judged one after the other.
         let (txn, at) = self.claim(current, now).await?;
+        let owned = external_identities::list(&txn, user).await?;
+        if !owned.iter().any(|row| row.id == id) {
+            txn.rollback().await?;
+            return Err(AppError::NotFound);
+        }
         if !self.has_another_way_in(&txn, user).await? {
             txn.rollback().await?;
             return Err(AppError::LastSignInMethod);
@@ -328,6 +348,12 @@ impl AuthService {
         let row = provider_flows::take(&self.db, &flow.hash(), &state, purpose, session_id, now)
             .await?
             .ok_or(AppError::InvalidProviderFlow)?;
+        if let Some(iss) = &back.iss
+            && !self.providers.is_issuer(&row.provider, iss)
+        {
+            tracing::info!(provider = %row.provider, "redirect from another issuer (RFC 9207)");
+            return Err(AppError::InvalidProviderResponse);
+        }
         let claims = self
             .providers
             .redeem(
@@ -347,18 +373,27 @@ impl AuthService {
     async fn link(
         &self,
         txn: &DatabaseTransaction,
-        user: Uuid,
-        email: &str,
+        linking: Linking<'_>,
         provider: &str,
         claims: &ExternalClaims,
         at: DateTime<Utc>,
     ) -> Result<external_identity::Model, AppError> {
-        let row = identity(user, provider, claims, at);
+        let Linking {
+            user,
+            email,
+            session,
+            client,
+            signs_in,
+        } = linking;
+        let row = identity(user, provider, claims, signs_in, at);
         if !external_identities::insert(txn, row.clone()).await? {
             return Err(AppError::IdentityAlreadyLinked);
         }
-        let event = NewEvent::of_account(EventKind::ProviderLinked, user, at).detail(provider);
-        security_events::insert(txn, vec![event]).await?;
+        let event = match session {
+            Some(session) => NewEvent::of(EventKind::ProviderLinked, user, session, at),
+            None => NewEvent::of_account(EventKind::ProviderLinked, user, at),
+        };
+        security_events::insert(txn, vec![event.detail(provider).client(client)]).await?;
         let notice = SecondFactorNotice::ProviderLinked;
         self.outbox
             .queue_second_factor_notice(txn, email, notice, at)
@@ -378,10 +413,21 @@ impl AuthService {
     }
 }
 
+/// Whose account a link joins, from which session and client, and
+/// whether it signs in at once.
+struct Linking<'a> {
+    user: Uuid,
+    email: &'a str,
+    session: Option<Uuid>,
+    client: &'a ClientInfo,
+    signs_in: bool,
+}
+
 fn identity(
     user: Uuid,
     provider: &str,
     claims: &ExternalClaims,
+    signs_in: bool,
     at: DateTime<Utc>,
 ) -> external_identity::Model {
     external_identity::Model {
@@ -391,6 +437,6 @@ fn identity(
         subject: claims.subject.clone(),
         email: claims.email.clone(),
         created_at: at,
-        last_used_at: Some(at),
+        last_used_at: signs_in.then_some(at),
     }
 }
