@@ -3,8 +3,11 @@
 // W3C WebDriver against the real binary: sign-up, sessions and events,
 // the "confirm it's you" step, passkeys on WebDriver's virtual
 // authenticator (autofill, the button, the second factor, sign-up),
-// TOTP, and the live expiry warning. A screenshot of each page goes to
-// GATEHOUSE_SCREENSHOTS (default target/screenshots/).
+// TOTP, the live expiry warning, another provider (tests/oidc/provider.mjs,
+// a certified OpenID provider, through its own login page: sign-up,
+// LINK_REQUIRED, linking in a pop-up, unlinking) and codes by e-mail.
+// A screenshot of each page goes to GATEHOUSE_SCREENSHOTS (default
+// target/screenshots/).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -14,7 +17,7 @@ import { tmpdir } from "node:os";
 import { extname, join, resolve } from "node:path";
 import * as OTPAuth from "otpauth";
 import { startGatehouse } from "./gatehouse.mjs";
-import { EXAMPLE, PASSWORD, email, sleep } from "./support.mjs";
+import { EXAMPLE, PASSWORD, codeFromMail, email, sleep } from "./support.mjs";
 
 const CHROMEDRIVER = process.env.CHROMEDRIVER ?? "/usr/bin/chromedriver";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -24,6 +27,7 @@ const SCREENSHOTS =
   process.env.GATEHOUSE_SCREENSHOTS ??
   join(process.env.CARGO_TARGET_DIR ?? join(root, "target"), "screenshots");
 
+const OIDC = resolve(root, "tests/oidc");
 const missing = !existsSync(CHROMEDRIVER) || !existsSync(CHROMIUM);
 if (missing) {
   assert.ok(!process.env.CI, `CI must install chromium and chromium-driver (${CHROMEDRIVER})`);
@@ -45,6 +49,48 @@ async function serveApp() {
   });
   await new Promise((done) => server.listen(0, "127.0.0.1", done));
   return { origin: `http://localhost:${server.address().port}`, close: () => server.close() };
+}
+
+/**
+ * The test OpenID provider (tests/oidc/provider.mjs, panva's certified
+ * oidc-provider), sending browsers back to `redirectUri` only.
+ */
+async function startProvider(redirectUri) {
+  assert.ok(existsSync(join(OIDC, "node_modules")), "the provider needs its packages: cd tests/oidc && npm ci");
+  const child = spawn(process.execPath, ["provider.mjs"], {
+    cwd: OIDC,
+    env: { ...process.env, REDIRECT_URIS: redirectUri },
+    // It exits when its stdin closes, should this process die first.
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const log = [];
+  child.stderr.on("data", (chunk) => log.push(String(chunk)));
+  const line = await new Promise((found, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      if (out.includes("\n")) found(out.split("\n")[0]);
+    });
+    child.once("exit", (code) => reject(new Error(`provider.mjs exited ${code}: ${log.join("")}`)));
+  });
+  const { issuer } = JSON.parse(line);
+  return {
+    issuer,
+    /** Creates or changes an account there, signed in to by its `sub`. */
+    async account(sub, address, verified) {
+      const response = await fetch(`${issuer}/__test/accounts/${sub}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: address, email_verified: verified, name: sub }),
+      });
+      assert.equal(response.status, 204);
+    },
+    async stop() {
+      const exited = new Promise((done) => (child.exitCode !== null ? done() : child.once("exit", done)));
+      child.stdin.end();
+      await exited;
+    },
+  };
 }
 
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
@@ -159,6 +205,19 @@ class Browser {
     return this.do("GET", `/element/${await this.find(css)}/text`);
   }
 
+  /** The handles of the open windows, and of the current one. */
+  windows() {
+    return this.do("GET", "/window/handles");
+  }
+
+  window() {
+    return this.do("GET", "/window");
+  }
+
+  switchTo(handle) {
+    return this.do("POST", "/window", { handle });
+  }
+
   /** Waits for the app to show a route (`account`, `sign-in`, …). */
   route(name) {
     return this.until(`the ${name} page`, () =>
@@ -260,7 +319,7 @@ async function meWith(server, token) {
 }
 
 describe("the SPA example's browser app", { skip: missing && "no chromedriver" }, () => {
-  let app, browser, server, brief;
+  let app, browser, server, brief, provider;
   const FRESH = 4_000;
 
   before(async () => {
@@ -271,7 +330,26 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
       GATEHOUSE_WEBAUTHN_RP_ID: "localhost",
       GATEHOUSE_WEBAUTHN_ORIGINS: app.origin,
     };
-    server = await startGatehouse({ ...env, GATEHOUSE_FRESH_AGE: `${FRESH / 1000}s` });
+    // The provider sends the browser back to the app's own page, which
+    // takes `?code=…&state=…` off the address (app/providers.ts).
+    const callback = `${app.origin}/`;
+    provider = await startProvider(callback);
+    const providers = [{
+      id: "test",
+      name: "Test provider",
+      issuer: provider.issuer,
+      client_id: "gatehouse",
+      client_secret: "gatehouse-test-secret-0123456789abcdef",
+      // Its addresses never join an account by themselves: LINK_REQUIRED.
+      trusted_for_linking: false,
+    }];
+    server = await startGatehouse({
+      ...env,
+      GATEHOUSE_FRESH_AGE: `${FRESH / 1000}s`,
+      GATEHOUSE_OIDC_PROVIDERS: JSON.stringify(providers),
+      GATEHOUSE_OIDC_REDIRECT_URIS: callback,
+      GATEHOUSE_EMAIL_SIGN_IN: "on",
+    });
     // Short timeouts, for the expiry warning.
     brief = await startGatehouse({
       ...env,
@@ -292,6 +370,7 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     app?.close();
     await server?.stop();
     await brief?.stop();
+    await provider?.stop();
   });
 
   /** Answers the "confirm it's you" dialog with the password, if the app asks. */
@@ -323,6 +402,19 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
   async function signOut() {
     await browser.click("#sign-out");
     await browser.route("sign-in");
+  }
+
+  /** At the provider's own login page: signs in as `sub` and allows. */
+  async function providerLogin(sub) {
+    await browser.type("#sub", sub);
+    await browser.click("#login-submit");
+  }
+
+  /** Waits for the notice to carry the error `code`. */
+  function noticeCode(code) {
+    return browser.until(code, () =>
+      browser.run("return document.getElementById('notice').dataset.code === arguments[0]", code),
+    );
   }
 
   /** Waits until this browser's session in the list was proven with `methods`. */
@@ -541,6 +633,127 @@ describe("the SPA example's browser app", { skip: missing && "no chromedriver" }
     });
     assert.equal(await browser.text("#account-email"), `${address} (not verified yet)`);
     await browser.takePasskeys();
+    await signOut();
+  });
+
+  test("signs up with another provider's button, then back in with a code sent by e-mail", async () => {
+    await browser.takePasskeys();
+    const address = email("browser-provider");
+    const sub = `ana-${process.pid}`;
+    await provider.account(sub, address, true);
+    await open(server, "#/sign-in");
+    await browser.click("[data-testid=provider-sign-in][data-provider=test]");
+    // The whole tab goes to the provider's page, and comes back signed up.
+    await providerLogin(sub);
+    await browser.route("account");
+    await signedInWith("provider");
+    // The provider proved the address, so the new account has it proven.
+    assert.equal(await browser.text("#account-email"), address);
+    assert.match(await browser.text("[data-testid=identity][data-provider=test]"), new RegExp(`^Test provider\\s+${address.replace(/[.+]/g, "\\$&")}`));
+    assert.deepEqual((await browser.events()).sort(), ["PROVIDER_LINKED", "SIGNED_IN"]);
+    // Back to the app's own address: no code or state left in it.
+    assert.equal(await browser.run("return location.search + location.hash"), "#/account");
+
+    // Unlinking needs a recent proof, and this account has no password or
+    // passkey to confirm with: no dialog, it is told to sign in again.
+    await sleep(FRESH + 500);
+    await browser.click("[data-testid=identity-unlink]");
+    await noticeCode("REAUTHENTICATION_REQUIRED");
+    assert.equal(await browser.text("#notice"), "This needs a recent sign-in: sign out, sign in again, then try again.");
+    assert.equal(await browser.run("return document.getElementById('reauth-dialog').open"), false);
+    await browser.find("[data-testid=identity][data-provider=test]");
+
+    // Signed out, "Email me a code": the address, then the 8 digits.
+    await signOut();
+    await browser.click("#to-email-code");
+    await browser.route("email-code");
+    await browser.type("#email-code-email", address);
+    await browser.click("#email-code-send");
+    await browser.find("#email-code");
+    assert.match(await browser.text("#email-code-sent"), /^If an account has .*, we sent it a code\./);
+    const code = await codeFromMail(server.mailDir, address);
+    await browser.type("#email-code", code);
+    await browser.screenshot("email-code");
+    // A wrong code is refused; the right one still works after it.
+    await browser.type("#email-code", code === "00000000" ? "11111111" : "00000000");
+    await browser.click("#email-code-submit");
+    await noticeCode("INVALID_EMAIL_CODE");
+    await browser.type("#email-code", code);
+    await browser.click("#email-code-submit");
+    await browser.route("account");
+    await signedInWith("e-mail code");
+    await browser.find("[data-testid=identity][data-provider=test]");
+    await signOut();
+  });
+
+  test("sends a provider's sign-in to the address's account, links it there in a pop-up, signs in with it, and unlinks it", async () => {
+    await browser.takePasskeys();
+    const address = email("browser-link");
+    const sub = `bo-${process.pid}`;
+    await provider.account(sub, address, true);
+    await open(server, "#/sign-up");
+    await browser.type("#sign-up-email", address);
+    await browser.type("#sign-up-password", PASSWORD);
+    await browser.click("#sign-up-submit");
+    await browser.route("account");
+    await signOut();
+
+    // The provider has the account's address, but may not join it by itself.
+    await browser.click("[data-testid=provider-sign-in][data-provider=test]");
+    await providerLogin(sub);
+    await browser.route("sign-in");
+    await noticeCode("LINK_REQUIRED");
+    assert.equal(
+      await browser.text("#notice"),
+      "An account already uses the address you have at Test provider. Sign in to that account another way, " +
+        "then link Test provider from its account page.",
+    );
+    await browser.screenshot("link-required");
+
+    // Signed in with the password, a while ago: linking asks for it again,
+    // then opens the provider in a pop-up, and this tab keeps its session.
+    await signInWithPassword(address);
+    await browser.route("account");
+    await browser.find("#no-identities");
+    await sleep(FRESH + 500);
+    await browser.click("[data-testid=provider-link][data-provider=test]");
+    await browser.find("#reauth-dialog[open]");
+    await browser.type("#reauth-password", PASSWORD);
+    await browser.click("#reauth-submit");
+    const main = await browser.window();
+    const popup = await browser.until("the provider's pop-up", async () =>
+      (await browser.windows()).find((handle) => handle !== main),
+    );
+    await browser.switchTo(popup);
+    await browser.type("#sub", sub);
+    // The pop-up goes back to the app, which hands the answer over and closes it.
+    await browser.click("#login-submit").catch((error) => {
+      if (!/no such window|target window already closed|web view not found/.test(error.message)) throw error;
+    });
+    await browser.switchTo(main);
+    // The link must come within FRESH of the confirmation; else it asks again.
+    await confirmIfAsked("[data-testid=identity]");
+    assert.match(await browser.text("[data-testid=identity][data-provider=test]"), /^Test provider/);
+    assert.equal(await browser.text("#notice"), "Linked Test provider: you can sign in with it now.");
+    await browser.until("the pop-up to close", async () => (await browser.windows()).length === 1);
+    await browser.until("the link event", async () => (await browser.events()).includes("PROVIDER_LINKED"));
+    await browser.screenshot("linked-provider");
+
+    // Now its button signs in to this account.
+    await signOut();
+    await browser.click("[data-testid=provider-sign-in][data-provider=test]");
+    await providerLogin(sub);
+    await browser.route("account");
+    await signedInWith("provider");
+    assert.equal(await browser.text("#account-email"), `${address} (not verified yet)`);
+
+    // Unlinked (a fresh sign-in again, if this one is too old by now); the
+    // password stays as the way in.
+    await browser.click("[data-testid=identity-unlink]");
+    await confirmIfAsked("#no-identities");
+    assert.equal(await browser.text("#notice"), "Unlinked Test provider.");
+    await browser.find("[data-testid=provider-link][data-provider=test]");
+    await browser.until("the unlink event", async () => (await browser.events()).includes("PROVIDER_UNLINKED"));
     await signOut();
   });
 });

@@ -3,7 +3,8 @@
 //! compiled as it ships (its browser app in headless Chromium, passkeys
 //! included), the `graphql-http` audit of GraphQL over HTTP, and field
 //! errors' nulls compared with graphql-js.
-//! The packages come from `package-lock.json`, installed on first use.
+//! The packages come from `package-lock.json`, installed on first use;
+//! the browser app's test also runs the test OpenID provider in tests/oidc.
 
 use std::path::Path;
 use std::process::Command;
@@ -26,6 +27,7 @@ fn real_clients_the_spa_example_and_the_graphql_over_http_audit() {
     // then the TypeScript build the tests import, and the app's bundle.
     npm(&example, &["run", "check"], &[]);
     install(&clients);
+    install(&root.join("tests/oidc"));
     npm(
         &clients,
         &["test"],

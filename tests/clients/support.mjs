@@ -2,7 +2,7 @@
 // unique e-mails, and a fetch that behaves like a browser page on another
 // origin (it sends Origin and keeps cookies).
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const PASSWORD = "correct horse battery staple";
@@ -42,6 +42,30 @@ export async function tokenFromMail(mailDir, to, prefix, nth = 1) {
     await sleep(50);
   }
   throw new Error(`no ${prefix} message for ${to} in ${mailDir}`);
+}
+
+/**
+ * Waits for the `nth` (from 1, oldest first) sign-in code the server
+ * e-mailed to `to`, and returns its 8 digits, as a user would read them.
+ */
+export async function codeFromMail(mailDir, to, nth = 1) {
+  const addressed = new RegExp(`^To: .*${to.replace(/[.+]/g, "\\$&")}`, "m");
+  for (let waited = 0; waited < 20_000; waited += 50) {
+    let files = [];
+    try {
+      files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
+    } catch {}
+    const codes = files
+      .map((f) => join(mailDir, f))
+      .sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)
+      .map((path) => readFileSync(path, "utf8").replace(/=\r?\n/g, ""))
+      .filter((text) => addressed.test(text))
+      .map((text) => text.match(/sign-in code is (\d{8})\./)?.[1])
+      .filter(Boolean);
+    if (codes.length >= nth) return codes[nth - 1];
+    await sleep(50);
+  }
+  throw new Error(`no sign-in code for ${to} in ${mailDir}`);
 }
 
 /**

@@ -131,8 +131,49 @@ async function readBody(req) {
   return Buffer.concat(chunks).toString();
 }
 
-// Minimal, JSON-speaking interaction endpoints: the Rust test drives them
-// directly instead of a login page. Also applies ID token faults.
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// The login page a browser gets: one field for the account's sub, which
+// POSTs to the same endpoint the Rust tests call. The known subs are
+// offered in the field's suggestions.
+function loginPage(uid, clientId, scope) {
+  const options = [...accounts].map(([sub, { email }]) =>
+    `<option value="${escapeHtml(sub)}">${escapeHtml(email ?? 'no e-mail')}</option>`).join('');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Test provider: sign in</title>
+<style>
+  body { font-family: system-ui, sans-serif; background: #f1efe8; color: #2b2417; margin: 0; }
+  main { max-width: 24rem; margin: 3rem auto; padding: 1.5rem 2rem; background: #fff; border-top: 6px solid #b4561f; border-radius: 6px; }
+  label, input, button { display: block; width: 100%; box-sizing: border-box; font: inherit; }
+  input { padding: .45rem; margin: .25rem 0 1rem; }
+  button { padding: .5rem; background: #b4561f; color: #fff; border: 0; border-radius: 4px; cursor: pointer; }
+  small { color: #6d6455; }
+</style>
+</head>
+<body>
+<main>
+  <h1>Test provider</h1>
+  <p>Sign in to continue to <strong id="client">${escapeHtml(clientId)}</strong>.</p>
+  <form id="login-form" method="post" action="/interaction/${escapeHtml(uid)}/login">
+    <label for="sub">Account (its subject)</label>
+    <input id="sub" name="sub" list="accounts" required autofocus autocomplete="off">
+    <datalist id="accounts">${options}</datalist>
+    <button id="login-submit" type="submit">Sign in and allow</button>
+  </form>
+  <p><small>It asks for: ${escapeHtml(scope)}. This provider is for tests: no password.</small></p>
+</main>
+</body>
+</html>
+`;
+}
+
+// Minimal interaction endpoints: the Rust test drives them directly (JSON);
+// a browser (Accept: text/html) gets a login page that posts the same form.
+// Also applies ID token faults.
 function testHooks(provider) {
   return async (ctx, next) => {
     const m = /^\/interaction\/([^/]+)(\/login)?$/.exec(ctx.path);
@@ -158,6 +199,11 @@ function testHooks(provider) {
     if (details.uid !== uid) return fail(400, 'interaction cookie does not match the uid in the path');
 
     if (!login && ctx.method === 'GET') {
+      if ((ctx.get('accept') || '').includes('text/html')) {
+        ctx.type = 'html';
+        ctx.body = loginPage(uid, details.params.client_id, details.params.scope);
+        return;
+      }
       ctx.body = { uid, prompt: details.prompt.name, client_id: details.params.client_id, scope: details.params.scope };
       return;
     }

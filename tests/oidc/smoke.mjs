@@ -166,6 +166,33 @@ test('code flow yields a verifiable ID token with nonce and e-mail claims', asyn
   assert.equal(changed.payload.email_verified, false);
 });
 
+test('a browser gets a login page whose form posts the same login', async () => {
+  await putAccount('carol', { email: 'carol@example.com', email_verified: true, name: 'Carol' });
+  const cookies = jar();
+  const auth = new URL(meta.authorization_endpoint);
+  auth.search = new URLSearchParams({
+    response_type: 'code', client_id: CLIENT.id, redirect_uri: REDIRECT_URI, scope: 'openid email', state: 's', nonce: 'n',
+    code_challenge: b64url(createHash('sha256').update('v'.repeat(43)).digest()), code_challenge_method: 'S256',
+  });
+  const interactionUrl = (await req(cookies, auth.href)).headers.get('location');
+  const uid = interactionUrl.split('/').pop();
+  const accept = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+  let res = await req(cookies, interactionUrl, { headers: { accept } });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/html/);
+  const page = await res.text();
+  assert.ok(page.includes(`<form id="login-form" method="post" action="/interaction/${uid}/login">`), page);
+  assert.match(page, /<input id="sub" name="sub"/);
+  assert.match(page, /<button id="login-submit" type="submit">/);
+  assert.match(page, /<option value="carol">carol@example\.com<\/option>/);
+  // What the form sends, from the page's own origin.
+  res = await req(cookies, new URL(`/interaction/${uid}/login`, issuer).href, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: issuer }, body: 'sub=carol',
+  });
+  assert.equal(res.status, 303);
+  assert.equal(res.headers.get('location'), `${issuer}/auth/${uid}`);
+});
+
 test('unknown sub and missing PKCE are rejected', async () => {
   const cookies = jar();
   const auth = new URL(meta.authorization_endpoint);

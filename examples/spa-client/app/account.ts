@@ -1,9 +1,11 @@
 // The account page: who you are, where you are signed in, what happened
-// lately, passkeys and the second factor.
-import type { AccountQuery } from "../src/gql/graphql.js";
+// lately, passkeys, other providers and the second factor.
+import type { AccountQuery, SignInOptionsQuery } from "../src/gql/graphql.js";
+import { linkWith } from "./providers.js";
 import { action, h, methods, onSubmit, showError, when, words, type Ctx, type Page } from "./ui.js";
 
 type Me = AccountQuery["me"];
+type Provider = SignInOptionsQuery["signInOptions"]["providers"][number];
 
 export function accountPage(ctx: Ctx): Page {
   const email = h("p", { id: "account-email" });
@@ -12,16 +14,24 @@ export function accountPage(ctx: Ctx): Page {
   const events = h("ol", { id: "events", class: "rows" });
   const totp = totpSection(ctx, () => load());
   const passkeys = passkeySection(ctx, () => load());
+  const providers = providerSection(ctx, () => load());
 
   const load = async () => {
-    const me = await ctx.client.account();
+    // Without the options, the page still shows the account, and links no provider.
+    const noOptions = { providers: [], emailCode: false };
+    const [me, options] = await Promise.all([
+      ctx.client.account(),
+      ctx.signInOptions().catch(() => noOptions),
+    ]);
     ctx.account = me;
+    const providerName = (id: string) => options.providers.find((p) => p.id === id)?.name ?? id;
     email.textContent = `${me.user.email}${me.user.emailVerified ? "" : " (not verified yet)"}`;
     sessions.replaceChildren(...me.sessions.map((session) => sessionRow(ctx, session, load)));
     revokeOthers.hidden = me.sessions.length < 2;
-    events.replaceChildren(...me.securityEvents.edges.map(({ node }) => eventRow(node)));
+    events.replaceChildren(...me.securityEvents.edges.map(({ node }) => eventRow(node, providerName)));
     totp.show(me);
     passkeys.show(me);
+    providers.show(me, options.providers, providerName);
   };
   revokeOthers.addEventListener("click", () =>
     action(ctx, revokeOthers, async () => {
@@ -40,6 +50,7 @@ export function accountPage(ctx: Ctx): Page {
     sessions,
     revokeOthers,
     passkeys.element,
+    providers.element,
     totp.element,
     h("h2", {}, "Recent security events"),
     events,
@@ -76,9 +87,10 @@ function sessionRow(ctx: Ctx, session: Me["sessions"][number], reload: () => Pro
   );
 }
 
-function eventRow(event: Me["securityEvents"]["edges"][number]["node"]) {
+function eventRow(event: Me["securityEvents"]["edges"][number]["node"], providerName: (id: string) => string) {
   const detail = [
     event.passkeyName ? `"${event.passkeyName}"` : "",
+    event.provider ? providerName(event.provider) : "",
     event.methods?.length ? `with ${methods(event.methods)}` : "",
     event.revokedBy ? `by ${words(event.revokedBy).toLowerCase()}` : "",
     event.timeout ? `(${words(event.timeout).toLowerCase()} timeout)` : "",
@@ -249,4 +261,66 @@ function passkeyRow(ctx: Ctx, passkey: Me["passkeys"][number], reload: () => Pro
     input.select();
   });
   return row;
+}
+
+/** Other providers: the linked ones (unlink), and "Link …" for the others. */
+function providerSection(ctx: Ctx, reload: () => Promise<void>) {
+  const list = h("ul", { id: "identities", class: "rows" });
+  const buttons = h("div", { id: "provider-links" });
+  const element = h("div", { id: "provider-section", hidden: true }, h("h2", {}, "Other ways to sign in"), list, buttons);
+  // Linking waits for the pop-up; "Cancel" gives up waiting.
+  let waiting: AbortController | undefined;
+  const show = (me: Me, providers: readonly Provider[], name: (id: string) => string) => {
+    list.replaceChildren(
+      ...(me.externalIdentities.length
+        ? me.externalIdentities.map((identity) => identityRow(ctx, identity, name(identity.provider), reload))
+        : [h("li", { id: "no-identities" }, "No other provider is linked to this account.")]),
+    );
+    const linked = new Set(me.externalIdentities.map((identity) => identity.provider));
+    buttons.replaceChildren(
+      ...providers
+        .filter((provider) => !linked.has(provider.id))
+        .map((provider) => {
+          const link = h("button", { type: "button", "data-testid": "provider-link", "data-provider": provider.id }, `Link ${provider.name}`);
+          const cancel = h("button", { type: "button", "data-testid": "provider-link-cancel", hidden: true }, "Cancel");
+          link.addEventListener("click", () =>
+            action(ctx, link, async () => {
+              waiting?.abort();
+              waiting = new AbortController();
+              cancel.hidden = false;
+              try {
+                await linkWith(ctx, provider, waiting.signal);
+              } finally {
+                cancel.hidden = true;
+              }
+              ctx.notice(`Linked ${provider.name}: you can sign in with it now.`);
+              await reload();
+            }),
+          );
+          cancel.addEventListener("click", () => waiting?.abort());
+          return h("span", {}, link, cancel);
+        }),
+    );
+    element.hidden = !providers.length && !me.externalIdentities.length;
+  };
+  return { element, show };
+}
+
+function identityRow(ctx: Ctx, identity: Me["externalIdentities"][number], name: string, reload: () => Promise<void>) {
+  const unlink = h("button", { type: "button", "data-testid": "identity-unlink" }, "Unlink");
+  unlink.addEventListener("click", () =>
+    action(ctx, unlink, async () => {
+      await ctx.client.unlinkProvider(identity.id);
+      ctx.notice(`Unlinked ${name}.`);
+      await reload();
+    }),
+  );
+  return h(
+    "li",
+    { "data-testid": "identity", "data-provider": identity.provider },
+    h("strong", {}, name),
+    identity.email && h("span", { "data-testid": "identity-email" }, identity.email),
+    h("small", {}, `Linked ${when(identity.linkedAt)} · last used ${when(identity.lastUsedAt)}`),
+    unlink,
+  );
 }

@@ -1,15 +1,25 @@
 // The app's shell: the client for the endpoint in `?api=`, hash routes,
-// the expiry banner and the "confirm it's you" dialog.
+// the return from another provider, the expiry banner and the "confirm
+// it's you" dialog.
 import { GatehouseClient, explain, type SignOutReason } from "../src/client.js";
-import type { ReauthenticateInput } from "../src/gql/graphql.js";
+import type { ReauthenticateInput, SignInOptionsQuery } from "../src/gql/graphql.js";
 import { accountPage } from "./account.js";
-import { secondFactorPage, signInPage, signUpPage } from "./sign-in.js";
+import { callbackPage } from "./providers.js";
+import { emailCodePage, secondFactorPage, signInPage, signUpPage } from "./sign-in.js";
 import { action, h, type Ctx, type Page } from "./ui.js";
 
 // Served from another origin than the API, so the endpoint is given at
 // run time: `?api=https://id.example.com/graphql`, else this origin's.
+// This tab remembers it: a provider sends the browser back without it.
+const API = "gatehouse.api";
+const givenApi = new URLSearchParams(location.search).get("api");
+if (givenApi) sessionStorage.setItem(API, givenApi);
 const endpoint =
-  new URLSearchParams(location.search).get("api") ?? new URL("/graphql", location.origin).href;
+  givenApi ?? sessionStorage.getItem(API) ?? new URL("/graphql", location.origin).href;
+// Back from a provider (`?code=…&state=…`): its answer goes to the
+// callback page, and off the address bar and the history.
+const providerReturn = GatehouseClient.providerReturnFrom(location.search);
+if (providerReturn) history.replaceState(null, "", `${location.pathname}#/callback`);
 const KNOWN_DEVICE = "gatehouse.knownDevice";
 const RECOVERY_CODE = /^\w{4}-\w{4}-\w{4}$/;
 
@@ -32,10 +42,20 @@ for (const event of ["pointerdown", "keydown"]) {
   document.addEventListener(event, () => client.noteActivity(), { capture: true });
 }
 
+let options: Promise<SignInOptionsQuery["signInOptions"]> | undefined;
+
 const ctx: Ctx = {
   client,
   challenge: null,
   account: null,
+  providerReturn,
+  signInOptions() {
+    options ??= client.signInOptions().catch((error: unknown) => {
+      options = undefined;
+      throw error;
+    });
+    return options;
+  },
   go(route) {
     if (location.hash === route) render();
     else location.hash = route;
@@ -69,6 +89,8 @@ const routes: Record<string, (ctx: Ctx) => Page> = {
   "#/sign-in": signInPage,
   "#/sign-up": signUpPage,
   "#/second-factor": secondFactorPage,
+  "#/email-code": emailCodePage,
+  "#/callback": callbackPage,
   "#/account": accountPage,
 };
 let current: Page | undefined;
@@ -159,6 +181,8 @@ const dialog = (() => {
   const password = h("input", { id: "reauth-password", type: "password", autocomplete: "current-password" });
   const code = h("input", { id: "reauth-code", autocomplete: "one-time-code", inputmode: "numeric" });
   const codeLabel = h("label", {}, "Code from your authenticator app, or a recovery code", code);
+  const passwordLabel = h("label", {}, "Password", password);
+  const submit = h("button", { id: "reauth-submit", type: "submit" }, "Confirm");
   const cancel = h("button", { id: "reauth-cancel", type: "button" }, "Cancel");
   const passkey = h("button", { id: "reauth-passkey", type: "button" }, "Use a passkey instead");
   const error = h("p", { id: "reauth-error", class: "error", hidden: true });
@@ -167,10 +191,10 @@ const dialog = (() => {
     { id: "reauth-form" },
     h("h2", {}, "Confirm it's you"),
     h("p", {}, "This needs your password again, or a passkey."),
-    h("label", {}, "Password", password),
+    passwordLabel,
     codeLabel,
     error,
-    h("div", { class: "buttons" }, h("button", { id: "reauth-submit", type: "submit" }, "Confirm"), cancel),
+    h("div", { class: "buttons" }, submit, cancel),
     passkey,
   );
   const element = h("dialog", { id: "reauth-dialog" }, form);
@@ -203,10 +227,15 @@ const dialog = (() => {
   element.addEventListener("close", () => finish(null));
   return {
     ask(): Promise<ReauthenticateInput | null> {
+      // An account with neither (only providers or e-mail codes) cannot
+      // confirm here: it signs in again (see showError).
+      const account = ctx.account;
+      if (account && !account.hasPassword && !account.passkeys.length) return Promise.resolve(null);
       password.value = "";
       code.value = "";
-      codeLabel.hidden = !ctx.account?.secondFactor.enabled;
-      passkey.hidden = !ctx.account?.passkeys.length;
+      passwordLabel.hidden = submit.hidden = account?.hasPassword === false;
+      codeLabel.hidden = !account?.secondFactor.enabled || account.hasPassword === false;
+      passkey.hidden = !account?.passkeys.length;
       error.hidden = true;
       element.showModal();
       password.focus();

@@ -1,5 +1,7 @@
-// The signed-out pages: sign in, sign up, and the second-factor step.
+// The signed-out pages: sign in (a password, a passkey, another provider),
+// a code by e-mail, sign up, and the second-factor step.
 import { GatehouseError, SecondFactorRequired, type SecondFactorCode } from "../src/client.js";
+import { signInWith } from "./providers.js";
 import { action, h, onSubmit, showError, type Ctx, type Page } from "./ui.js";
 
 const passkeysWork = typeof window.PublicKeyCredential === "function";
@@ -64,15 +66,101 @@ export function signInPage(ctx: Ctx): Page {
       ctx.signedIn();
     }),
   );
+  // The server's other ways in: a button per provider, and a code by e-mail.
+  const providers = h("span", { id: "provider-buttons" });
+  const emailCode = h("button", { id: "to-email-code", type: "button", hidden: true }, "Email me a code");
+  emailCode.addEventListener("click", () => ctx.go("#/email-code"));
+  ctx.signInOptions().then((options) => {
+    emailCode.hidden = !options.emailCode;
+    providers.replaceChildren(
+      ...options.providers.map((provider) => {
+        const button = h("button", { type: "button", "data-testid": "provider-sign-in", "data-provider": provider.id }, `Sign in with ${provider.name}`);
+        button.addEventListener("click", () =>
+          action(ctx, button, () => signInWith(ctx, provider, rememberMe.checked)),
+        );
+        return button;
+      }),
+    );
+  }, (error) => showError(ctx, error));
+
   const element = h(
     "section",
     { id: "sign-in-page" },
     h("h1", {}, "Sign in"),
     form,
-    h("div", { class: "alternatives" }, passkey),
+    h("div", { class: "alternatives" }, passkey, providers, emailCode),
     h("p", {}, "No account yet? ", h("a", { href: "#/sign-up", id: "to-sign-up" }, "Create one")),
   );
   return { element, leave: () => autofill.abort() };
+}
+
+/** "Email me a code": the address, then the 8 digits from the e-mail. */
+export function emailCodePage(ctx: Ctx): Page {
+  const email = h("input", { id: "email-code-email", type: "email", autocomplete: "username", required: true });
+  const ask = h(
+    "form",
+    { id: "email-code-request-form" },
+    h("label", {}, "E-mail", email),
+    h("button", { id: "email-code-send", type: "submit" }, "Send me a code"),
+  );
+  const sent = h("p", { id: "email-code-sent" });
+  const code = h("input", {
+    id: "email-code",
+    autocomplete: "one-time-code",
+    inputmode: "numeric",
+    pattern: "[0-9]{8}",
+    maxlength: "8",
+    required: true,
+  });
+  const rememberMe = h("input", { id: "email-code-remember-me", type: "checkbox" });
+  const again = h("button", { id: "email-code-again", type: "button" }, "Send another code");
+  const enter = h(
+    "form",
+    { id: "email-code-form", hidden: true },
+    sent,
+    h("label", {}, "The 8-digit code", code),
+    h("label", { class: "check" }, rememberMe, "Keep me signed in on this device"),
+    h("button", { id: "email-code-submit", type: "submit" }, "Sign in"),
+    again,
+  );
+  // The challenge stays in this page's memory: the code counts only with it.
+  let challenge = "";
+  onSubmit(ctx, ask, async () => {
+    const asked = await ctx.client.requestEmailSignInCode(email.value);
+    challenge = asked.challenge;
+    const until = new Date(asked.expiresAt).toLocaleTimeString();
+    sent.textContent = `If an account has ${email.value}, we sent it a code. Type it here by ${until}.`;
+    ask.hidden = true;
+    enter.hidden = false;
+    code.value = "";
+    code.focus();
+  });
+  onSubmit(ctx, enter, async () => {
+    try {
+      await ctx.client.signInWithEmailCode(challenge, code.value.trim(), rememberMe.checked);
+    } catch (error) {
+      if (!(error instanceof SecondFactorRequired)) throw error;
+      ctx.challenge = error;
+      ctx.go("#/second-factor");
+      return;
+    }
+    ctx.signedIn();
+  });
+  again.addEventListener("click", () => {
+    enter.hidden = true;
+    ask.hidden = false;
+    email.focus();
+  });
+  const element = h(
+    "section",
+    { id: "email-code-page" },
+    h("h1", {}, "Sign in with a code"),
+    h("p", {}, "We send a code to your address; it signs you in once, in this tab."),
+    ask,
+    enter,
+    h("p", {}, h("a", { href: "#/sign-in", id: "email-code-back" }, "Other ways to sign in")),
+  );
+  return { element };
 }
 
 export function signUpPage(ctx: Ctx): Page {

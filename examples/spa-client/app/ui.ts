@@ -3,10 +3,12 @@
 import {
   GatehouseError,
   PasswordTooWeak,
+  ReauthenticationRequired,
   type GatehouseClient,
+  type ProviderReturn,
   type SecondFactorRequired,
 } from "../src/client.js";
-import type { AccountQuery } from "../src/gql/graphql.js";
+import type { AccountQuery, SignInOptionsQuery } from "../src/gql/graphql.js";
 
 /** The app as the pages see it. */
 export interface Ctx {
@@ -21,6 +23,10 @@ export interface Ctx {
   challenge: SecondFactorRequired | null;
   /** The account as last loaded, for the confirm-it's-you dialog. */
   account: AccountQuery["me"] | null;
+  /** The server's providers and whether it sends sign-in codes, loaded once. */
+  signInOptions(): Promise<SignInOptionsQuery["signInOptions"]>;
+  /** What a provider sent this page back with, for the callback page. */
+  providerReturn: ProviderReturn | null;
 }
 
 /** A page: its element, and what to stop when the user leaves it. */
@@ -61,6 +67,8 @@ const METHODS: Record<string, string> = {
   RECOVERY_CODE: "recovery code",
   REMEMBERED_DEVICE: "remembered browser",
   PASSKEY: "passkey",
+  PROVIDER: "provider",
+  EMAIL_CODE: "e-mail code",
 };
 
 /** `SIGNED_IN` → "Signed in". */
@@ -86,6 +94,15 @@ export async function action(ctx: Ctx, button: HTMLButtonElement, run: () => Pro
 export function showError(ctx: Ctx, error: unknown): void {
   if (error instanceof PasswordTooWeak) {
     ctx.notice([error.message, ...error.advice].join(" "), "error", error.code);
+  } else if (error instanceof ReauthenticationRequired) {
+    // Cancelled, or nothing to confirm with: an account with only
+    // providers or e-mail codes proves itself by signing in again.
+    const account = ctx.account;
+    const text =
+      account && !account.hasPassword && !account.passkeys.length
+        ? "This needs a recent sign-in: sign out, sign in again, then try again."
+        : error.message;
+    ctx.notice(text, "error", "REAUTHENTICATION_REQUIRED");
   } else if (error instanceof GatehouseError) {
     ctx.notice(error.message, "error", error.code);
   } else if (error instanceof DOMException && error.name === "NotAllowedError") {

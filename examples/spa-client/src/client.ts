@@ -11,6 +11,8 @@ import {
   BeginPasskeySecondFactorDocument,
   BeginPasskeySignInDocument,
   BeginPasskeySignUpDocument,
+  BeginProviderLinkDocument,
+  BeginProviderSignInDocument,
   BeginTotpEnrolmentDocument,
   ChangeEmailDocument,
   CompleteSignInDocument,
@@ -18,7 +20,9 @@ import {
   ChangePasswordDocument,
   DeleteAccountDocument,
   DeletePasskeyDocument,
+  ExternalIdentitiesDocument,
   FinishPasskeyRegistrationDocument,
+  LinkProviderDocument,
   LoginDocument,
   LogoutDocument,
   MeDocument,
@@ -26,6 +30,7 @@ import {
   RefreshSessionDocument,
   RegisterDocument,
   RenamePasskeyDocument,
+  RequestEmailSignInCodeDocument,
   RequestPasswordResetDocument,
   ResendVerificationEmailDocument,
   ResetPasswordDocument,
@@ -33,12 +38,21 @@ import {
   RevokeSessionDocument,
   SecondFactorDocument,
   SessionStatusDocument,
+  SignInOptionsDocument,
+  SignInWithEmailCodeDocument,
   SignInWithPasskeyDocument,
+  SignInWithProviderDocument,
   SignUpWithPasskeyDocument,
+  UnlinkProviderDocument,
   VerifyEmailDocument,
   type AccountQuery,
+  type BeginProviderSignInMutation,
   type BeginTotpEnrolmentMutation,
+  type ExternalIdentitiesQuery,
   type FinishPasskeyRegistrationMutation,
+  type LinkProviderMutation,
+  type RequestEmailSignInCodeMutation,
+  type SignInOptionsQuery,
   type PasskeyAssertionInput,
   type ReauthenticateInput,
   type MeQuery,
@@ -133,6 +147,33 @@ export class SecondFactorRequired extends GatehouseError {
     super("SECOND_FACTOR_REQUIRED", message);
   }
 }
+
+/**
+ * Thrown by `finishProviderSignIn` on LINK_REQUIRED: an account here has
+ * the address the provider gave, and the provider may not join it by
+ * itself. Tell the user to sign in to that account another way (its
+ * password, a passkey, an e-mail code) and link the provider from the
+ * account page; nothing was made or changed.
+ */
+export class LinkRequired extends GatehouseError {
+  constructor(message: string) {
+    super("LINK_REQUIRED", message);
+  }
+}
+
+/** A provider flow begun: send the browser to `authorizationUrl`, and keep `flow` until it returns. */
+export type ProviderFlow = BeginProviderSignInMutation["beginProviderSignIn"];
+
+/** An account at another provider, linked to this one. */
+export type ExternalIdentity = LinkProviderMutation["linkProvider"];
+
+/**
+ * What the provider's redirect brought back to the redirect URI's page:
+ * `code` and `state`, or the provider's `error` (e.g. `access_denied`).
+ */
+export type ProviderReturn =
+  | { state: string; code: string; iss: string | null }
+  | { state: string; error: string; description: string | null };
 
 /** What `SECOND_FACTOR_REQUIRED` may offer. */
 export type SecondFactorMethod = "TOTP" | "RECOVERY_CODE" | "PASSKEY";
@@ -429,6 +470,123 @@ export class GatehouseClient {
     return new URLSearchParams(search).get("token");
   }
 
+  /** What the sign-in page offers: the providers' buttons, and whether to offer an e-mail code. */
+  async signInOptions(): Promise<SignInOptionsQuery["signInOptions"]> {
+    const { signInOptions } = await this.request(SignInOptionsDocument, {});
+    return signInOptions;
+  }
+
+  /**
+   * Starts a sign-in (or sign-up) at `provider`. Keep `flow` in
+   * `sessionStorage`: it is the PKCE verifier, so only this browser can
+   * finish. Then send the browser to `authorizationUrl`; the provider
+   * sends it back to `redirectUri` (exactly one of the server's
+   * GATEHOUSE_OIDC_REDIRECT_URIS) with `?code=…&state=…`.
+   */
+  async beginProviderSignIn(provider: string, redirectUri: string): Promise<ProviderFlow> {
+    const { beginProviderSignIn } = await this.request(BeginProviderSignInDocument, {
+      input: { provider, redirectUri },
+    });
+    return beginProviderSignIn;
+  }
+
+  /**
+   * Finishes it with the flow kept and the redirect's `code` and `state`
+   * (`providerReturnFrom(location.search)`). Throws `SecondFactorRequired`
+   * where the account has a factor, and `LinkRequired` where an account
+   * has the provider's address but must link it itself.
+   */
+  async finishProviderSignIn(
+    back: { flow: string; code: string; state: string; iss?: string | null },
+    rememberMe = false,
+  ): Promise<void> {
+    const { flow, code, state, iss = null } = back;
+    const input = { flow, code, state, iss, rememberMe };
+    const { signInWithProvider } = await this.request(SignInWithProviderDocument, { input });
+    this.keepDevice(signInWithProvider.knownDevice);
+    this.signedIn(signInWithProvider.token, signInWithProvider.session);
+  }
+
+  /**
+   * Starts linking an account at `provider` to this one (needs a recent
+   * sign-in). Only this session can finish it, so the page that holds it
+   * must still be there when the provider sends the browser back: open
+   * `authorizationUrl` in a pop-up, not in this tab.
+   */
+  async beginProviderLink(provider: string, redirectUri: string): Promise<ProviderFlow> {
+    const { beginProviderLink } = await this.sensitive(() =>
+      this.request(BeginProviderLinkDocument, { input: { provider, redirectUri } }),
+    );
+    return beginProviderLink;
+  }
+
+  /** Finishes linking with the flow and what the provider sent back (needs a recent sign-in). */
+  async linkProvider(back: {
+    flow: string;
+    code: string;
+    state: string;
+    iss?: string | null;
+  }): Promise<ExternalIdentity> {
+    const { flow, code, state, iss = null } = back;
+    // Freshness is judged before the code is spent: a retry after
+    // "confirm it's you" finishes the same flow.
+    const { linkProvider } = await this.sensitive(() =>
+      this.request(LinkProviderDocument, { input: { flow, code, state, iss } }),
+    );
+    return linkProvider;
+  }
+
+  /** Unlinks a provider (needs a recent sign-in); `LAST_SIGN_IN_METHOD` if it is the only way in. */
+  async unlinkProvider(id: string): Promise<void> {
+    await this.sensitive(() => this.request(UnlinkProviderDocument, { id }));
+  }
+
+  /** The providers linked to the account, oldest first (`account()` has them too). */
+  async externalIdentities(): Promise<ExternalIdentitiesQuery["me"]["externalIdentities"]> {
+    const { me } = await this.request(ExternalIdentitiesDocument, {});
+    return me.externalIdentities;
+  }
+
+  /**
+   * What a provider's redirect carried back, from the redirect URI page's
+   * `location.search`; null when it carries none.
+   */
+  static providerReturnFrom(search: string): ProviderReturn | null {
+    const params = new URLSearchParams(search);
+    const state = params.get("state");
+    const code = params.get("code");
+    const error = params.get("error");
+    if (state === null) return null;
+    // RFC 9207: the server refuses a code whose `iss` is another issuer's.
+    if (code !== null) return { state, code, iss: params.get("iss") };
+    if (error !== null) return { state, error, description: params.get("error_description") };
+    return null;
+  }
+
+  /**
+   * Sends an 8-digit code to the address if an account has it. The answer
+   * is the same either way, so say "if an account has this address, we
+   * sent it a code". Keep `challenge` in memory: the code counts only with it.
+   */
+  async requestEmailSignInCode(
+    email: string,
+  ): Promise<RequestEmailSignInCodeMutation["requestEmailSignInCode"]> {
+    const { requestEmailSignInCode } = await this.request(RequestEmailSignInCodeDocument, { email });
+    return requestEmailSignInCode;
+  }
+
+  /**
+   * Signs in with the code from the e-mail. Throws `SecondFactorRequired`
+   * where the account has a factor, and `INVALID_EMAIL_CODE` (a
+   * `GatehouseError`) for a wrong, used or expired code.
+   */
+  async signInWithEmailCode(challenge: string, code: string, rememberMe = false): Promise<void> {
+    const input = { challenge, code, rememberMe };
+    const { signInWithEmailCode } = await this.request(SignInWithEmailCodeDocument, { input });
+    this.keepDevice(signInWithEmailCode.knownDevice);
+    this.signedIn(signInWithEmailCode.token, signInWithEmailCode.session);
+  }
+
   async logout(): Promise<void> {
     try {
       await this.request(LogoutDocument, {});
@@ -632,6 +790,9 @@ export class GatehouseClient {
     if (error?.extensions?.code === "SECOND_FACTOR_REQUIRED") {
       const { challenge, methods, expiresAt } = error.extensions;
       throw new SecondFactorRequired(error.message, challenge ?? "", methods ?? ["TOTP"], expiresAt ?? "");
+    }
+    if (error?.extensions?.code === "LINK_REQUIRED") {
+      throw new LinkRequired(error.message);
     }
     if (error?.extensions?.code === "PASSWORD_TOO_WEAK") {
       const { warning, suggestions, score, minScore } = error.extensions;
