@@ -53,28 +53,10 @@ fn code_in(mail: &Mail) -> String {
     digits[0].to_owned()
 }
 
-/// A password account whose address is proven through its link.
-async fn verified_account(app: &TestApp, email: &str) -> String {
-    let registered = app.register(email, PASSWORD).await;
-    let token = registered.data("register")["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let link = app.mail.nth_to(email, 1).await.token("ghv_");
-    app.graphql(
-        "mutation($t: String!) { verifyEmail(input: {token: $t}) { email } }",
-        json!({ "t": link }),
-        None,
-    )
-    .await
-    .data("verifyEmail");
-    token
-}
-
 #[tokio::test]
 async fn a_code_from_the_mail_signs_in_once_with_its_challenge() {
     let app = app().await;
-    verified_account(&app, "ana@example.com").await;
+    app.verified_user("ana@example.com").await;
     let challenge = request(&app, "ana@example.com").await;
     assert!(challenge.starts_with("ghm_"));
     let code = code_in(&app.mail.nth_to("ana@example.com", 2).await);
@@ -107,7 +89,7 @@ async fn a_code_from_the_mail_signs_in_once_with_its_challenge() {
 #[tokio::test]
 async fn an_unknown_address_gets_the_same_answer_and_no_mail() {
     let app = app().await;
-    verified_account(&app, "ben@example.com").await;
+    app.verified_user("ben@example.com").await;
     let known = app
         .graphql(REQUEST, json!({ "e": "ben@example.com" }), None)
         .await;
@@ -147,7 +129,7 @@ async fn an_unknown_address_gets_the_same_answer_and_no_mail() {
 async fn wrong_guesses_spend_the_challenge_and_codes_expire_in_ten_minutes() {
     let clock = Clock::manual(Utc::now());
     let app = spawn_app_with_clock(TestDatabase::create().await, clock.clone(), on).await;
-    verified_account(&app, "cy@example.com").await;
+    app.verified_user("cy@example.com").await;
     let challenge = request(&app, "cy@example.com").await;
     let code = code_in(&app.mail.nth_to("cy@example.com", 2).await);
     let wrong = if code == "00000000" {
@@ -178,7 +160,7 @@ async fn wrong_guesses_spend_the_challenge_and_codes_expire_in_ten_minutes() {
 #[tokio::test]
 async fn a_second_factor_still_follows_an_email_code() {
     let app = app().await;
-    let token = verified_account(&app, "di@example.com").await;
+    let token = app.verified_user("di@example.com").await;
     let secret = enrol_totp(&app, &token).await;
     let challenge = request(&app, "di@example.com").await;
     // Mail: the link, the factor's notice, then the code.

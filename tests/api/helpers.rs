@@ -407,6 +407,27 @@ impl TestApp {
         self.send(body, Some(token)).await
     }
 
+    /// Registers `email` with the test password and proves the address
+    /// with the link from its first e-mail; the session's token.
+    pub async fn verified_user(&self, email: &str) -> String {
+        let registered = self.register(email, PASSWORD).await;
+        let token = registered.data("register")["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let link = crate::mailbox::Inbox::nth_to(&*self.mail, email, 1)
+            .await
+            .token("ghv_");
+        self.graphql(
+            "mutation($t: String!) { verifyEmail(input: {token: $t}) { email } }",
+            serde_json::json!({ "t": link }),
+            None,
+        )
+        .await
+        .data("verifyEmail");
+        token
+    }
+
     /// Registers a fresh user and returns `(email, token, session id)`.
     pub async fn signed_in_user(&self) -> (String, String, String) {
         let email = format!("user-{}@example.com", Uuid::new_v4());

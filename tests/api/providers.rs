@@ -94,24 +94,6 @@ async fn events(app: &TestApp, token: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// A password account whose address is proven through its link.
-async fn verified_account(app: &TestApp, email: &str) -> String {
-    let registered = app.register(email, PASSWORD).await;
-    let token = registered.data("register")["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let link = app.mail.nth_to(email, 1).await.token("ghv_");
-    app.graphql(
-        "mutation($t: String!) { verifyEmail(input: {token: $t}) { email } }",
-        json!({ "t": link }),
-        None,
-    )
-    .await
-    .data("verifyEmail");
-    token
-}
-
 #[tokio::test]
 async fn a_first_sign_in_makes_an_account_and_the_subject_comes_back_to_it_on_any_node() {
     let Some(idp) = Provider::start("a_first_sign_in_makes_an_account") else {
@@ -408,7 +390,7 @@ async fn a_verified_address_joins_a_verified_account_only_at_a_trusted_provider(
     let database = TestDatabase::create().await;
     let untrusted = spawn_app_on(database.clone(), idp.configure(false)).await;
     let trusted = spawn_app_on(database, idp.configure(true)).await;
-    let token = verified_account(&trusted, "gina@example.com").await;
+    let token = trusted.verified_user("gina@example.com").await;
     idp.account("gina-unverified", Some("gina@example.com"), false)
         .await;
     idp.account("gina-sub", Some("gina@example.com"), true)
