@@ -3,8 +3,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command as Process, Stdio};
-use std::sync::Mutex;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -116,27 +115,77 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop runs outside async code: use a thread with its own runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = Database::connect(&admin_url).await?;
-                admin
-                    .execute_unprepared(&format!(
-                        r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
-                    ))
-                    .await
-            })
+        if let Some(database) = self.postgres.take() {
+            Reaper::get().drop_later(database);
+        }
+    }
+}
+
+/// Drops test databases on a thread of its own, once the test that used
+/// one has returned. Dropping inside `Drop` would block the test's runtime
+/// while its pool may hold a connection half-way through authentication;
+/// PostgreSQL's `DROP DATABASE` then waits for that backend to absorb its
+/// barrier, which it does only at `authentication_timeout` (60 s). Before
+/// the process exits, every queued drop is waited for.
+struct Reaper {
+    queue: Mutex<std::sync::mpsc::Sender<(String, String)>>,
+    pending: Mutex<usize>,
+    drained: Condvar,
+}
+
+impl Reaper {
+    fn get() -> &'static Reaper {
+        static REAPER: OnceLock<Reaper> = OnceLock::new();
+        REAPER.get_or_init(|| {
+            let (queue, dropped) = std::sync::mpsc::channel::<(String, String)>();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for dropping test databases");
+                for (admin_url, name) in dropped {
+                    let result = runtime.block_on(async {
+                        let admin = Database::connect(&admin_url).await?;
+                        admin
+                            .execute_unprepared(&format!(
+                                r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                            ))
+                            .await
+                    });
+                    if let Err(error) = result {
+                        eprintln!("could not drop test database {name}: {error}");
+                    }
+                    let reaper = Reaper::get();
+                    *reaper.pending.lock().unwrap() -= 1;
+                    reaper.drained.notify_all();
+                }
+            });
+            extern "C" fn wait_at_exit() {
+                Reaper::get().wait();
+            }
+            // SAFETY: registers a plain function with no captured state.
+            unsafe { libc::atexit(wait_at_exit) };
+            Reaper {
+                queue: Mutex::new(queue),
+                pending: Mutex::new(0),
+                drained: Condvar::new(),
+            }
         })
-        .join();
-        if !matches!(dropped, Ok(Ok(_))) {
-            eprintln!("could not drop test database: {dropped:?}");
+    }
+
+    fn drop_later(&self, database: (String, String)) {
+        *self.pending.lock().unwrap() += 1;
+        self.queue.lock().unwrap().send(database).unwrap();
+    }
+
+    fn wait(&self) {
+        let pending = self.pending.lock().unwrap();
+        let (_pending, timeout) = self
+            .drained
+            .wait_timeout_while(pending, Duration::from_secs(90), |n| *n > 0)
+            .unwrap();
+        if timeout.timed_out() {
+            eprintln!("test databases were still being dropped at exit");
         }
     }
 }
