@@ -1,13 +1,14 @@
 //! How a message leaves the node: SMTP from `GATEHOUSE_SMTP_URL`, or, with
 //! none set, an `.eml` file in `GATEHOUSE_MAIL_DIR` that a developer opens.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use entity::outbox;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use uuid::Uuid;
 
 /// The longest one SMTP conversation may take; far below the outbox lease.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,7 +23,7 @@ pub struct Mailer {
 #[derive(Clone)]
 enum Route {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Directory(AsyncFileTransport<Tokio1Executor>),
+    Directory(PathBuf),
 }
 
 /// Why a message was not delivered.
@@ -52,7 +53,7 @@ impl Mailer {
                 std::fs::create_dir_all(&dir).with_context(|| {
                     format!("cannot create GATEHOUSE_MAIL_DIR {}", dir.display())
                 })?;
-                Route::Directory(AsyncFileTransport::new(dir))
+                Route::Directory(dir)
             }
         };
         Ok(Self { from, route })
@@ -77,7 +78,7 @@ impl Mailer {
                     reason: format!("no answer within {}s", SMTP_TIMEOUT.as_secs()),
                 }),
             },
-            Route::Directory(files) => files.send(email).await.map(drop).map_err(|e| Undelivered {
+            Route::Directory(dir) => write_eml(dir, &email).await.map_err(|e| Undelivered {
                 permanent: false,
                 reason: e.to_string(),
             }),
@@ -102,4 +103,13 @@ impl Mailer {
             ))
             .map_err(|e| format!("message: {e}"))
     }
+}
+
+/// Writes one `.eml` file whole or not at all: a hidden file first, then
+/// renamed, so that whoever watches the directory never reads half of one.
+async fn write_eml(dir: &Path, email: &Message) -> std::io::Result<()> {
+    let name = Uuid::new_v4();
+    let partial = dir.join(format!(".{name}.eml.part"));
+    tokio::fs::write(&partial, email.formatted()).await?;
+    tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await
 }

@@ -49,7 +49,7 @@ pub fn read_dir(dir: &Path) -> Vec<Mail> {
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter(|e| e.path().is_file())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
                 .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap(), e.path()))
                 .collect()
         })
@@ -114,6 +114,18 @@ pub trait Inbox {
     /// Waits for the `nth` (from 1) message to `address`.
     async fn nth_to(&self, address: &str, nth: usize) -> Mail {
         wait_for(nth, || self.to(address)).await[nth - 1].clone()
+    }
+
+    /// Waits for a message to `address` whose subject holds `subject`:
+    /// notices are sent after the answer, by the outbox.
+    async fn titled(&self, address: &str, subject: &str) -> Mail {
+        let matching = || {
+            self.to(address)
+                .into_iter()
+                .filter(|m| m.subject.contains(subject))
+                .collect()
+        };
+        wait_for(1, matching).await.remove(0)
     }
 }
 

@@ -21,7 +21,7 @@ use webauthn_rs::prelude::Url;
 use webauthn_rs_proto::{CreationChallengeResponse, RequestChallengeResponse};
 
 use crate::helpers::{PASSWORD, TestApp, TestDatabase, spawn_app_on, spawn_app_with_clock};
-use crate::mailbox::read_dir;
+use crate::mailbox::Inbox;
 
 /// The page the ceremonies run on: any port of localhost is the default
 /// relying party, for development.
@@ -243,12 +243,7 @@ async fn a_passkey_is_added_listed_and_signs_in_without_an_address_at_aal2() {
         "{kinds:?}"
     );
 
-    let mail = read_dir(app.mail.path());
-    assert!(
-        mail.iter()
-            .any(|m| m.to == email && m.subject.contains("passkey was added")),
-        "{mail:?}"
-    );
+    app.mail.titled(&email, "passkey was added").await;
 }
 
 #[tokio::test]
@@ -538,11 +533,7 @@ async fn a_deleted_passkey_no_longer_signs_in() {
         kinds.contains(&("PASSKEY_REMOVED".into(), Some("Old phone".into()))),
         "{kinds:?}"
     );
-    let mail = read_dir(app.mail.path());
-    assert!(
-        mail.iter()
-            .any(|m| m.to == email && m.subject.contains("passkey was removed"))
-    );
+    app.mail.titled(&email, "passkey was removed").await;
 }
 
 #[tokio::test]
