@@ -285,7 +285,7 @@ fn router(
     }
     // Outermost: a handshake never meets the guard or the deadline.
     execute = execute.route_layer(axum::middleware::from_fn_with_state(
-        sockets,
+        Arc::new(sockets),
         websocket::upgrade_or_next,
     ));
     app = app.route("/graphql", execute);

@@ -55,8 +55,8 @@ pub const MAX_PENDING_PER_ADDRESS: usize = 16;
 /// is cut off.
 const MAX_WRITE_BUFFER: usize = 64 * 1024;
 
-/// What the WebSocket endpoint needs.
-#[derive(Clone)]
+/// What the WebSocket endpoint needs; behind one `Arc`, since axum clones
+/// a middleware's state for every request, upgrade or not.
 pub struct Sockets {
     pub executor: SocketExecutor,
     pub auth: AuthService,
@@ -157,7 +157,7 @@ struct Refusal {
 
 /// Takes a WebSocket handshake to graphql-ws; any other request goes on.
 pub async fn upgrade_or_next(
-    State(sockets): State<Sockets>,
+    State(sockets): State<Arc<Sockets>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -255,7 +255,7 @@ struct Envelope {
 /// once its session has ended, or after [`IDLE_TIMEOUT`] with nothing to run.
 async fn serve(
     socket: WebSocket,
-    sockets: Sockets,
+    sockets: Arc<Sockets>,
     protocol: WebSocketProtocols,
     cookie: Option<String>,
     pending: Option<Place<IpAddr>>,
@@ -295,19 +295,21 @@ async fn serve(
                 })
             }
         });
-    let auth = sockets.auth.clone();
-    let limits = sockets.limits.clone();
+    let on_connect = sockets.clone();
     let on_refusal = refused.clone();
     let on_init = (state.clone(), pending.clone(), end.clone());
     let watched = state.clone();
-    let mut output = async_graphql::http::WebSocket::new(sockets.executor, input, protocol)
+    let mut output = async_graphql::http::WebSocket::new(sockets.executor.clone(), input, protocol)
         .on_connection_init(move |payload| async move {
             // No longer a stranger: the address's pending place is free.
             lock(&on_init.1).take();
-            let session = verify(&auth, payload_token(&payload).or(cookie)).await;
+            let session = verify(&on_connect.auth, payload_token(&payload).or(cookie)).await;
             match session {
                 Ok(current) => {
-                    let Some(slot) = limits.take(current.session.id, current.account.id) else {
+                    let Some(slot) = on_connect
+                        .limits
+                        .take(current.session.id, current.account.id)
+                    else {
                         let _ = on_refusal.set(Refusal {
                             code: 4429,
                             reason: "TOO_MANY_CONNECTIONS",
