@@ -10,6 +10,7 @@ mod factors;
 mod passkeys;
 mod sessions;
 mod sign_in;
+mod ways_in;
 
 use std::sync::Arc;
 

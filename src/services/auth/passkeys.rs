@@ -28,8 +28,9 @@ use crate::error::AppError;
 use crate::mail::templates::SecondFactorNotice;
 use crate::repo::passkey_ceremonies::{self, Owner};
 use crate::repo::security_events::{self, NewEvent};
-use crate::repo::{external_identities, passkeys, users};
+use crate::repo::{passkeys, users};
 use crate::services::auth::sign_in::Opening;
+use crate::services::auth::ways_in::ways_in;
 use crate::services::auth::{AuthService, SignedIn, email_taken};
 use crate::services::relying_party::CEREMONY_LIFETIME;
 
@@ -186,10 +187,7 @@ impl AuthService {
         let account = users::find_by_id(&txn, user)
             .await?
             .ok_or(AppError::NotFound)?;
-        if account.password_hash == user::NO_PASSWORD
-            && passkeys::count(&txn, user).await? <= 1
-            && external_identities::count(&txn, user).await? == 0
-        {
+        if ways_in(&txn, &account).await? <= 1 {
             txn.rollback().await?;
             return Err(AppError::LastSignInMethod);
         }

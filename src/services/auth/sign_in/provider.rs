@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::mail::templates::SecondFactorNotice;
 use crate::repo::security_events::{self, NewEvent};
 use crate::repo::{external_identities, provider_flows, users};
+use crate::services::auth::ways_in::ways_in;
 use crate::services::auth::{AuthService, SignedIn, email_taken};
 use crate::services::providers::ExternalClaims;
 
@@ -283,7 +284,10 @@ impl AuthService {
             txn.rollback().await?;
             return Err(AppError::NotFound);
         }
-        if !self.has_another_way_in(&txn, user).await? {
+        let account = users::find_by_id(&txn, user)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        if ways_in(&txn, &account).await? <= 1 {
             txn.rollback().await?;
             return Err(AppError::LastSignInMethod);
         }
@@ -318,20 +322,6 @@ impl AuthService {
         let list = self.providers.list();
         list.map(|(id, name)| (id.to_owned(), name.to_owned()))
             .collect()
-    }
-
-    /// Whether the account keeps a way in after losing one provider link.
-    async fn has_another_way_in(
-        &self,
-        txn: &DatabaseTransaction,
-        user: Uuid,
-    ) -> Result<bool, AppError> {
-        let account = users::find_by_id(txn, user)
-            .await?
-            .ok_or(AppError::NotFound)?;
-        Ok(account.password_hash != user::NO_PASSWORD
-            || crate::repo::passkeys::count(txn, user).await? > 0
-            || external_identities::count(txn, user).await? > 1)
     }
 
     /// Takes the flow (its secret, `state`, purpose and session must all
