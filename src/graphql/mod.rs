@@ -89,7 +89,7 @@ fn recovery<'a>(ctx: &Context<'a>) -> Result<&'a Recovery, AppError> {
         .map_err(|e| AppError::internal(anyhow::anyhow!("recovery service missing: {}", e.message)))
 }
 
-fn auth_service<'a>(ctx: &Context<'a>) -> Result<&'a AuthService, AppError> {
-    ctx.data::<AuthService>()
+fn auth_service<'a>(ctx: &Context<'a>) -> Result<&'a Arc<AuthService>, AppError> {
+    ctx.data::<Arc<AuthService>>()
         .map_err(|e| AppError::internal(anyhow::anyhow!("auth service missing: {}", e.message)))
 }

@@ -1,5 +1,7 @@
 //! Builds the schema once at start, and prints its SDL for `schema.graphql`.
 
+use std::sync::Arc;
+
 use async_graphql::{MergedObject, Schema};
 
 use crate::graphql::document_cache::DocumentCache;
@@ -57,7 +59,8 @@ pub fn build(
         .extension(RequestChecks::new(types))
         .extension(DocumentCache::default())
         .extension(QueryLimits::default())
-        .data(auth)
+        // In an Arc: each live subscription keeps a handle on it.
+        .data(Arc::new(auth))
         .data(recovery)
         .data(warning)
         .data(verified);

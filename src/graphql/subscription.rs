@@ -124,7 +124,7 @@ impl SessionStatus {
 
 /// One subscription's state between messages.
 struct Watch {
-    auth: AuthService,
+    auth: Arc<AuthService>,
     end: Option<ConnectionEnd>,
     notices: broadcast::Receiver<Notice>,
     session: Uuid,
@@ -147,7 +147,10 @@ impl Watch {
         }
         loop {
             let now = self.auth.clock().now();
-            let expiry = match self.auth.session_state(self.session, now).await {
+            // Boxed: the read's future is held only while it runs, not by
+            // every subscription while it sleeps.
+            let read = Box::pin(self.auth.session_state(self.session, now));
+            let expiry = match read.await {
                 Err(_) => {
                     tokio::time::sleep(RETRY).await;
                     continue;

@@ -209,9 +209,11 @@ pub async fn upgrade_or_next(
     upgrade
         .protocols([GRAPHQL_TRANSPORT_WS])
         // tungstenite's defaults (128 KiB read buffer, large frames) would
-        // cost 150 KiB per idle connection; a subscriber sends a few
-        // hundred bytes, and no message may be larger than an HTTP body.
-        .read_buffer_size(4 * 1024)
+        // cost 150 KiB per idle connection. A subscriber sends a few
+        // hundred bytes (a larger frame grows the buffer as it comes), and
+        // no message may be larger than an HTTP body. The read buffer is
+        // held for the connection's life: 1 KiB of the 16 it may cost.
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_BODY_BYTES)
         .max_frame_size(MAX_BODY_BYTES)

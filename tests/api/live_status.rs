@@ -534,3 +534,26 @@ async fn the_close_reason_does_not_depend_on_the_selection() {
         .data("login");
     assert_eq!(live.closed().await, Closed(4403, "SESSION_LIMIT".into()));
 }
+
+#[tokio::test]
+async fn messages_larger_than_the_read_buffer_arrive_whole() {
+    // The socket reads 1 KiB at a time when idle; a frame twenty times that
+    // grows the buffer as it comes, split across reads.
+    let app = app_with(TestDatabase::create().await, 60, 5).await;
+    let (_, token, _) = app.signed_in_user().await;
+    let mut payload = bearer(&token);
+    payload["padding"] = json!("p".repeat(20 * 1024));
+    let mut live = connect(&app, payload, &[]).await.unwrap();
+    let comment = format!("# {}\n", "c".repeat(10 * 1024));
+    let subscribe = json!({
+        "id": "1",
+        "type": "subscribe",
+        "payload": { "query": format!("{comment}subscription {{ sessionStatus {{ kind }} }}") }
+    });
+    live.0
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    let current = live.next(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(current["kind"], "CURRENT");
+}
