@@ -34,6 +34,7 @@ const server = spawn(BIN, ["serve"], {
     ...process.env,
     GATEHOUSE_LISTEN: "127.0.0.1:0",
     GATEHOUSE_DATABASE_URL: `sqlite://${join(dir, "g.db")}?mode=rwc`,
+    GATEHOUSE_MAIL_DIR: join(dir, "mail"),
     RUST_LOG: "warn,gatehouse=info",
   },
   stdio: ["ignore", "ignore", "pipe"],
