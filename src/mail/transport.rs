@@ -110,6 +110,13 @@ impl Mailer {
 async fn write_eml(dir: &Path, email: &Message) -> std::io::Result<()> {
     let name = Uuid::new_v4();
     let partial = dir.join(format!(".{name}.eml.part"));
-    tokio::fs::write(&partial, email.formatted()).await?;
-    tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await
+    let written = match tokio::fs::write(&partial, email.formatted()).await {
+        Ok(()) => tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await,
+        Err(err) => Err(err),
+    };
+    if written.is_err() {
+        // A full disk must not leave halves behind for every retry.
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
 }
