@@ -49,7 +49,8 @@ pub fn read_dir(dir: &Path) -> Vec<Mail> {
         .map(|entries| {
             entries
                 .filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                // Not a message being written (a hidden name until whole).
+                .filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap(), e.path()))
                 .collect()
         })
