@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJsonWebKeySet, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenClaims, CoreJsonWebKeySet,
+    CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
     AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, HttpRequest,
@@ -121,53 +122,61 @@ struct Inner {
     http: reqwest::Client,
 }
 
+impl Provider {
+    /// One configured provider, refused at start if its id, scopes or
+    /// issuer are wrong.
+    fn checked(config: ProviderConfig) -> anyhow::Result<Self> {
+        let id_ok = !config.id.is_empty()
+            && config.id.len() <= 64
+            && config
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        anyhow::ensure!(id_ok, "a provider id is 1 to 64 letters, digits, - or _");
+        anyhow::ensure!(
+            config.scopes.iter().any(|s| s == "openid"),
+            "provider {}: its scopes must include openid",
+            config.id
+        );
+        let issuer = IssuerUrl::new(config.issuer.clone())
+            .map_err(|e| anyhow::anyhow!("provider {}: issuer: {e}", config.id))?;
+        // Its answers decide whose account opens: never over plain HTTP,
+        // but on this machine (development, tests).
+        let url = issuer.url();
+        let loopback = matches!(
+            url.host(),
+            Some(openidconnect::url::Host::Domain("localhost"))
+                | Some(openidconnect::url::Host::Ipv4(
+                    std::net::Ipv4Addr::LOCALHOST
+                ))
+                | Some(openidconnect::url::Host::Ipv6(
+                    std::net::Ipv6Addr::LOCALHOST
+                ))
+        );
+        anyhow::ensure!(
+            url.scheme() == "https" || loopback,
+            "provider {}: the issuer must be https (http only on localhost)",
+            config.id
+        );
+        Ok(Self {
+            config,
+            issuer,
+            known: Mutex::default(),
+        })
+    }
+}
+
 impl Providers {
     /// Reads the settings; nothing is fetched until a provider is used.
     pub fn new(configs: Vec<ProviderConfig>, redirect_uris: Vec<String>) -> anyhow::Result<Self> {
         let mut providers: Vec<Provider> = Vec::new();
         for config in configs {
-            let id_ok = !config.id.is_empty()
-                && config.id.len() <= 64
-                && config
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            anyhow::ensure!(id_ok, "a provider id is 1 to 64 letters, digits, - or _");
             anyhow::ensure!(
                 providers.iter().all(|p| p.config.id != config.id),
                 "provider {} is listed twice",
                 config.id
             );
-            anyhow::ensure!(
-                config.scopes.iter().any(|s| s == "openid"),
-                "provider {}: its scopes must include openid",
-                config.id
-            );
-            let issuer = IssuerUrl::new(config.issuer.clone())
-                .map_err(|e| anyhow::anyhow!("provider {}: issuer: {e}", config.id))?;
-            // Its answers decide whose account opens: never over plain
-            // HTTP, but on this machine (development, tests).
-            let url = issuer.url();
-            let loopback = matches!(
-                url.host(),
-                Some(openidconnect::url::Host::Domain("localhost"))
-                    | Some(openidconnect::url::Host::Ipv4(
-                        std::net::Ipv4Addr::LOCALHOST
-                    ))
-                    | Some(openidconnect::url::Host::Ipv6(
-                        std::net::Ipv6Addr::LOCALHOST
-                    ))
-            );
-            anyhow::ensure!(
-                url.scheme() == "https" || loopback,
-                "provider {}: the issuer must be https (http only on localhost)",
-                config.id
-            );
-            providers.push(Provider {
-                config,
-                issuer,
-                known: Mutex::default(),
-            });
+            providers.push(Provider::checked(config)?);
         }
         for uri in &redirect_uris {
             RedirectUrl::new(uri.clone())
@@ -280,26 +289,9 @@ impl Providers {
             tracing::info!(provider = id, "provider sent no ID token");
             AppError::InvalidProviderResponse
         })?;
-        let check_nonce = |nonce: Option<&Nonce>| match nonce {
-            Some(n) if TokenHash::of(n.secret()).as_str() == nonce_hash => Ok(()),
-            Some(_) => Err("nonce mismatch".to_owned()),
-            None => Err("no nonce".to_owned()),
-        };
-        let verifier = client.id_token_verifier().set_time_fn(move || now);
-        let claims = match id_token.claims(&verifier, check_nonce) {
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) => {
-                let metadata = self.refetch_keys(provider).await?;
-                let client = client_of(provider, &metadata, redirect_uri.to_owned())?;
-                let verifier = client.id_token_verifier().set_time_fn(move || now);
-                id_token
-                    .claims(&verifier, check_nonce)
-                    .map_err(|e| refused(id, e))?
-                    .clone()
-            }
-            result => result.map_err(|e| refused(id, e))?.clone(),
-        };
+        let claims = self
+            .verified_claims(provider, &client, id_token, redirect_uri, nonce_hash, now)
+            .await?;
         let subject = claims.subject().to_string();
         if subject.len() > MAX_SUBJECT_BYTES {
             tracing::info!(provider = id, "provider sent a subject too long to store");
@@ -327,6 +319,39 @@ impl Providers {
             external.email_verified = info.email_verified().unwrap_or(false);
         }
         Ok(external)
+    }
+
+    /// The ID token's claims, checked at `now`: signature by the provider's
+    /// keys, `iss`, `aud`, `exp` and our nonce. A key it does not know yet
+    /// (a rotation) fetches the keys again, then checks once more.
+    async fn verified_claims(
+        &self,
+        provider: &Provider,
+        client: &Client,
+        id_token: &CoreIdToken,
+        redirect_uri: &str,
+        nonce_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CoreIdTokenClaims, AppError> {
+        let id = provider.config.id.as_str();
+        let check_nonce = |nonce: Option<&Nonce>| match nonce {
+            Some(n) if TokenHash::of(n.secret()).as_str() == nonce_hash => Ok(()),
+            Some(_) => Err("nonce mismatch".to_owned()),
+            None => Err("no nonce".to_owned()),
+        };
+        let verifier = client.id_token_verifier().set_time_fn(move || now);
+        match id_token.claims(&verifier, check_nonce) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                let metadata = self.refetch_keys(provider).await?;
+                let client = client_of(provider, &metadata, redirect_uri.to_owned())?;
+                let verifier = client.id_token_verifier().set_time_fn(move || now);
+                let claims = id_token.claims(&verifier, check_nonce);
+                Ok(claims.map_err(|e| refused(id, e))?.clone())
+            }
+            result => Ok(result.map_err(|e| refused(id, e))?.clone()),
+        }
     }
 
     /// What calls a provider: the shared client, reading at most

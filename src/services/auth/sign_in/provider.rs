@@ -143,32 +143,7 @@ impl AuthService {
             .ok_or(AppError::ProviderEmailMissing)?;
         match users::find_by_email(&self.db, &email).await? {
             Some(user) => {
-                let trusted = self.providers.trusted_for_linking(provider);
-                if !(claims.email_verified && user.email_verified_at.is_some() && trusted) {
-                    tracing::info!(
-                        user_id = %user.id, provider,
-                        provider_verified = claims.email_verified,
-                        account_verified = user.email_verified_at.is_some(),
-                        trusted,
-                        "provider sign-in refused: the address's account must link it"
-                    );
-                    return Err(AppError::LinkRequired);
-                }
-                if user.disabled_at.is_some() {
-                    return Err(AppError::AccountDisabled);
-                }
-                self.throttle.reserve_signin(user.id, now).await?;
-                let txn = self.db.begin().await?;
-                users::lock(&txn, user.id).await?;
-                let linking = Linking {
-                    user: user.id,
-                    email: &user.email,
-                    session: None,
-                    client,
-                    signs_in: true,
-                };
-                self.link(&txn, linking, provider, &claims, now).await?;
-                self.first_step_proven(txn, &user, Method::Provider, remember_me, client, now)
+                self.join_by_address(&user, provider, &claims, remember_me, client, now)
                     .await
             }
             None => {
@@ -176,6 +151,47 @@ impl AuthService {
                     .await
             }
         }
+    }
+
+    /// A new subject whose address has an account: joined only if the
+    /// provider proved the address, the account proved it too, and the
+    /// provider is trusted for linking; otherwise the account must link it.
+    async fn join_by_address(
+        &self,
+        user: &user::Model,
+        provider: &str,
+        claims: &ExternalClaims,
+        remember_me: bool,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<SignedIn, AppError> {
+        let trusted = self.providers.trusted_for_linking(provider);
+        if !(claims.email_verified && user.email_verified_at.is_some() && trusted) {
+            tracing::info!(
+                user_id = %user.id, provider,
+                provider_verified = claims.email_verified,
+                account_verified = user.email_verified_at.is_some(),
+                trusted,
+                "provider sign-in refused: the address's account must link it"
+            );
+            return Err(AppError::LinkRequired);
+        }
+        if user.disabled_at.is_some() {
+            return Err(AppError::AccountDisabled);
+        }
+        self.throttle.reserve_signin(user.id, now).await?;
+        let txn = self.db.begin().await?;
+        users::lock(&txn, user.id).await?;
+        let linking = Linking {
+            user: user.id,
+            email: &user.email,
+            session: None,
+            client,
+            signs_in: true,
+        };
+        self.link(&txn, linking, provider, claims, now).await?;
+        self.first_step_proven(txn, user, Method::Provider, remember_me, client, now)
+            .await
     }
 
     /// A new account for a provider's new subject, with no password. An
