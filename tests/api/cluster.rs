@@ -91,13 +91,17 @@ async fn logout_on_one_node_is_seen_by_the_other_at_once() {
 
 /// Many concurrent `me` calls on two nodes, interleaved with one
 /// `revokeSession`: once revocation has returned, no call sent after it
-/// succeeds. A short idle timeout makes the guard slide (write) often, so the
-/// slide's conditional UPDATE is what is raced.
+/// succeeds. A fine slide granularity makes the guard slide (write) often, so
+/// the slide's conditional UPDATE is what is raced.
 #[tokio::test]
 async fn no_call_succeeds_after_revocation_returns() {
     let database = TestDatabase::create().await;
     let configure = |s: &mut gatehouse::config::Settings| {
-        s.idle_timeout = Duration::from_millis(1000);
+        // Not a short idle timeout: on a loaded CI machine a commit can
+        // stall for a second, and the session then rightly timed out
+        // before the revocation could end it.
+        s.idle_timeout = Duration::from_secs(10);
+        s.slide_granularity = gatehouse::config::Granularity(Some(Duration::from_millis(100)));
         s.absolute_timeout = Duration::from_secs(3600);
     };
     let a = Arc::new(spawn_app_on(database.clone(), configure).await);
