@@ -190,6 +190,9 @@ def bench_gatehouse(args, workdir):
     results["me"] = measure("me", graphql, conns, repeats, d, body=ME, token=token)
     if args.profile:
         results["profile"] = where_time_goes.record(server.process.pid, graphql, ME, token, args.profile)
+    if args.profile_diff:
+        results["profile_diff"] = where_time_goes.compare(server.process.pid, graphql, CEILING, ME, token,
+                                                          args.profile_diff, os.cpu_count())
     if "full" not in phases:
         server.stop()
         return results
@@ -371,6 +374,9 @@ def main():
     parser.add_argument("--no-argon2", action="store_true", help="skip the argon2 limit (and its build)")
     parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
                         help="also profile the whole machine with perf during me at 32 connections")
+    parser.add_argument("--profile-diff", type=int, default=0, metavar="SECONDS",
+                        help="also profile the ceiling and me the same way, as CPU time per request, and "
+                             "list what me spends beyond the ceiling")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")

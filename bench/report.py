@@ -72,6 +72,21 @@ def profile_tables(profile):
     return lines
 
 
+def profile_diff_tables(diff):
+    lines = ["", "## What `me` costs beyond the ceiling (perf, µs of CPU per request)", "",
+             f"Both at 32 connections: the ceiling at {diff['ceiling_rps']:.0f} req/s "
+             f"({diff['machine_us']:.1f} µs of the {diff['cores']} cores per request), "
+             f"`me` at {diff['me_rps']:.0f} req/s ({diff['me_machine_us']:.1f} µs).", ""]
+    for title, key in (("By process", "processes"), ("Inside Gatehouse", "gatehouse"),
+                       ("By symbol, the largest excesses", "symbols")):
+        lines += [f"{title}:", "", "| what | ceiling µs | me µs | me − ceiling |", "|---|---|---|---|"]
+        for name, c, m, d in diff[key]:
+            name = f"`{name}`" if key == "symbols" else name
+            lines.append(f"| {name} | {c:.2f} | {m:.2f} | {d:+.2f} |")
+        lines.append("")
+    return lines
+
+
 def met(value, bound, unit):
     if unit == "ms<":
         return value < bound
@@ -101,6 +116,8 @@ def markdown(report, svg_name):
     g = report["gatehouse"]
     if "profile" in g:
         lines += profile_tables(g["profile"])
+    if "profile_diff" in g:
+        lines += profile_diff_tables(g["profile_diff"])
     if "flood" not in g:
         return "\n".join(lines) + "\n"
     flood, under = g["flood"], by_conn(g["me_under_flood"], 32)

@@ -1,8 +1,13 @@
 """Where the time goes: samples the whole machine with `perf record -a`
 (a software clock, so it works without hardware counters) while wrk sends
 guarded `me` at 32 connections, then splits the samples by process and, for
-Gatehouse, by what the code is doing. Called by bench.py --profile."""
+Gatehouse, by what the code is doing. Called by bench.py --profile.
 
+`compare` profiles the ceiling the same way and turns both into CPU time per
+request (microseconds of either core), so what `me` costs beyond
+`{ __typename }` can be read off line by line, down to the symbol."""
+
+import json
 import os
 import re
 import subprocess
@@ -15,8 +20,12 @@ LUA = Path(__file__).resolve().parent / "wrk" / "request.lua"
 
 # First match wins; matched against "dso symbol".
 CATEGORIES = [
+    # SQLite's static functions carry no prefix; its file locks (fcntl)
+    # are the only ones this process takes.
+    ("SQLite engine and its file locks",
+     r"sqlite3|libsqlite|rusqlite|pcache1|[vV]dbe[A-Z]|btree[A-Z]|pager[A-Z]|walIndex|walTry|unixShm|unixLock|unixUnlock"
+     r"|allocateCursor|fcntl|posix_lock|flock64"),
     ("kernel: sockets, syscalls, scheduling", r"\[kernel"),
-    ("SQLite engine", r"sqlite3|libsqlite"),
     ("sqlx driver (protocol, rows)", r"sqlx"),
     ("sea-orm and sea-query", r"sea_orm|sea_query"),
     ("GraphQL parse, validate, execute", r"async_graphql"),
@@ -49,7 +58,7 @@ def record(pid, url, body, token, seconds):
     """Profiles `seconds` of `me` at 32 connections; returns the shares (%)."""
     env = dict(os.environ, METHOD="POST", BODY=body, TOKEN=token)
     load = subprocess.Popen(["wrk", "-t", "2", "-c", "32", "-d", f"{seconds + 3}s", "-s", str(LUA), url],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     server_threads = set()
     stop = threading.Event()
 
@@ -70,10 +79,13 @@ def record(pid, url, body, token, seconds):
             ["perf", "report", "-i", str(data), "--no-children", "--stdio", "-g", "none",
              "--sort", "pid,dso,sym", "--percent-limit", "0", "--full-source-path"],
             check=True, capture_output=True, text=True).stdout
-    load.wait()
+    out, _ = load.communicate()
     stop.set()
     watcher.join()
-    return summarise(report, server_threads)
+    done = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    profile = summarise(report, server_threads)
+    profile["rps"] = done["requests"] / (done["duration_us"] / 1e6)
+    return profile
 
 
 LINE = re.compile(r"^\s*([\d.]+)%\s+(\d+):(\S.*?)\s{2,}(\S+)\s+\[(.)\]\s+(.*)$")
@@ -107,4 +119,31 @@ def summarise(report, server_threads):
     others = order({k: v for k, v in symbols.items() if kinds[k] == "other"})
     return {"machine": order(processes), "gatehouse": order(inside),
             "top_symbols": dict(list(top.items())[:15]),
-            "top_other": dict(list(others.items())[:15])}
+            "top_other": dict(list(others.items())[:15]),
+            # Unrounded and complete, for `compare`.
+            "all_symbols": {f"{k} [{kinds[k]}]": v for k, v in symbols.items() if v >= 0.01}}
+
+
+def compare(pid, url, ceiling_body, me_body, token, seconds, cores):
+    """Profiles the ceiling, then `me`, and returns both as microseconds of
+    CPU per request, by process, by category and by symbol, with `me`'s
+    excess over the ceiling."""
+    ceiling = record(pid, url, ceiling_body, "", seconds)
+    me = record(pid, url, me_body, token, seconds)
+
+    def per_request(profile, key):
+        # A share of all samples on all cores, over a run at `rps`.
+        scale = cores * 1e6 / profile["rps"] / 100
+        return {k: v * scale for k, v in profile[key].items()}
+
+    def table(key, limit=None):
+        c, m = per_request(ceiling, key), per_request(me, key)
+        rows = [(k, round(c.get(k, 0), 2), round(m.get(k, 0), 2), round(m.get(k, 0) - c.get(k, 0), 2))
+                for k in set(c) | set(m)]
+        rows.sort(key=lambda r: -r[3])
+        return rows[:limit] if limit else rows
+
+    return {"ceiling_rps": ceiling["rps"], "me_rps": me["rps"], "cores": cores,
+            "machine_us": round(cores * 1e6 / ceiling["rps"], 2), "me_machine_us": round(cores * 1e6 / me["rps"], 2),
+            "processes": table("machine"), "gatehouse": table("gatehouse"),
+            "symbols": table("all_symbols", 40)}
