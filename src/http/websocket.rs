@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::Data;
-use async_graphql::futures_util::stream::SplitSink;
-use async_graphql::futures_util::{SinkExt, StreamExt, future};
+use async_graphql::futures_util::stream::{SplitSink, SplitStream};
+use async_graphql::futures_util::{SinkExt, Stream, StreamExt, future};
 use async_graphql::http::{WebSocketProtocols, WsMessage};
+use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::request::Parts;
@@ -266,10 +267,38 @@ async fn serve(
     let end = ConnectionEnd::default();
     let breached = Arc::new(Notify::new());
     let refused = Arc::new(OnceLock::<Refusal>::new());
-    let pending = Arc::new(Mutex::new(Some(pending)));
     let (mut sink, stream) = socket.split();
+    let init = Init {
+        sockets: sockets.clone(),
+        cookie,
+        pending,
+        state: state.clone(),
+        end: end.clone(),
+        refused: refused.clone(),
+    };
+    let input = admitted(stream, state.clone(), breached.clone());
+    let mut output = async_graphql::http::WebSocket::new(sockets.executor.clone(), input, protocol)
+        .on_connection_init(move |payload| init.accept(payload))
+        .map(outgoing(state.clone(), refused));
+    let close = converse(&mut sink, &mut output, &state, &end, &breached).await;
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        send(&mut sink, Message::Close(Some(frame))).await;
+    }
+}
+
+/// The client's messages that [`admit`] lets through; a breach of the
+/// protocol or a broken input is recorded and signalled instead.
+fn admitted(
+    stream: SplitStream<WebSocket>,
+    state: Arc<Mutex<Conversation>>,
+    breached: Arc<Notify>,
+) -> impl Stream<Item = Bytes> + Send + 'static {
     let (on_input, on_breach) = (state.clone(), breached.clone());
-    let input = stream
+    stream
         .take_while(move |message| {
             if message.is_err() {
                 lock(&on_input).broken = true;
@@ -277,133 +306,150 @@ async fn serve(
             }
             future::ready(message.is_ok())
         })
-        .filter_map({
-            let (state, breached) = (state.clone(), breached.clone());
-            move |message| {
-                future::ready(match message {
-                    Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                        let data = message.into_data();
-                        let mut state = lock(&state);
-                        match admit(&mut state, &data) {
-                            None => Some(data),
-                            Some(breach) => {
-                                state.breach = Some(breach);
-                                breached.notify_one();
-                                None
-                            }
+        .filter_map(move |message| {
+            future::ready(match message {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                    let data = message.into_data();
+                    let mut state = lock(&state);
+                    match admit(&mut state, &data) {
+                        None => Some(data),
+                        Some(breach) => {
+                            state.breach = Some(breach);
+                            breached.notify_one();
+                            None
                         }
                     }
-                    _ => None,
-                })
-            }
-        });
-    let on_connect = sockets.clone();
-    let on_refusal = refused.clone();
-    let on_init = (state.clone(), pending.clone(), end.clone());
-    let watched = state.clone();
-    let mut output = async_graphql::http::WebSocket::new(sockets.executor.clone(), input, protocol)
-        .on_connection_init(move |payload| async move {
-            // No longer a stranger: the address's pending place is free.
-            lock(&on_init.1).take();
-            let session = verify(&on_connect.auth, payload_token(&payload).or(cookie)).await;
-            match session {
-                Ok(current) => {
-                    let Some(slot) = on_connect
-                        .limits
-                        .take(current.session.id, current.account.id)
-                    else {
-                        let _ = on_refusal.set(Refusal {
-                            code: 4429,
-                            reason: "TOO_MANY_CONNECTIONS",
-                        });
-                        return Err("Too many connections for this session or account".into());
-                    };
-                    let mut state = lock(&on_init.0);
-                    state.accepted = true;
-                    state.idle_since = Some(Instant::now());
-                    let mut data = Data::default();
-                    data.insert(current);
-                    data.insert(on_init.2);
-                    // Lives as long as the connection.
-                    data.insert(slot);
-                    Ok(data)
                 }
-                Err(AppError::Unauthenticated(failure)) => {
-                    let _ = on_refusal.set(Refusal {
-                        code: 4403,
-                        reason: failure.reason(),
-                    });
-                    Err(AppError::Unauthenticated(failure).into())
-                }
-                // No verdict on the token (the database is down): the
-                // connection fails, and the client retries.
-                Err(err) => Err(err.into()),
-            }
+                _ => None,
+            })
         })
-        .map(move |message| match message {
-            WsMessage::Text(text) => {
-                follow(&mut lock(&watched), &text);
-                Message::Text(text.into())
+}
+
+/// What `connection_init` needs to accept or refuse the connection.
+struct Init {
+    sockets: Arc<Sockets>,
+    cookie: Option<String>,
+    /// The address's place among connections not yet initialised.
+    pending: Option<Place<IpAddr>>,
+    state: Arc<Mutex<Conversation>>,
+    end: ConnectionEnd,
+    refused: Arc<OnceLock<Refusal>>,
+}
+
+impl Init {
+    /// The connection's data if its session is live and within its limits;
+    /// a refusal records the close code the connection ends with.
+    async fn accept(self, payload: serde_json::Value) -> async_graphql::Result<Data> {
+        // No longer a stranger: the address's pending place is free.
+        drop(self.pending);
+        let token = payload_token(&payload).or(self.cookie);
+        let current = match verify(&self.sockets.auth, token).await {
+            Ok(current) => current,
+            Err(AppError::Unauthenticated(failure)) => {
+                let _ = self.refused.set(Refusal {
+                    code: 4403,
+                    reason: failure.reason(),
+                });
+                return Err(AppError::Unauthenticated(failure).into());
             }
-            WsMessage::Close(code, reason) => {
-                let (code, reason) = match refused.get() {
-                    Some(refusal) if code == 1002 => (refusal.code, refusal.reason.to_owned()),
-                    _ => (code, reason),
-                };
-                Message::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                }))
-            }
-        });
+            // No verdict on the token (the database is down): the
+            // connection fails, and the client retries.
+            Err(err) => return Err(err.into()),
+        };
+        let limits = &self.sockets.limits;
+        let Some(slot) = limits.take(current.session.id, current.account.id) else {
+            let _ = self.refused.set(Refusal {
+                code: 4429,
+                reason: "TOO_MANY_CONNECTIONS",
+            });
+            return Err("Too many connections for this session or account".into());
+        };
+        let mut state = lock(&self.state);
+        state.accepted = true;
+        state.idle_since = Some(Instant::now());
+        let mut data = Data::default();
+        data.insert(current);
+        data.insert(self.end);
+        // Lives as long as the connection.
+        data.insert(slot);
+        Ok(data)
+    }
+}
+
+/// The server's messages as frames: each followed, and the close that
+/// refuses `connection_init` given the code [`Init::accept`] chose.
+fn outgoing(
+    state: Arc<Mutex<Conversation>>,
+    refused: Arc<OnceLock<Refusal>>,
+) -> impl FnMut(WsMessage) -> Message {
+    move |message| match message {
+        WsMessage::Text(text) => {
+            follow(&mut lock(&state), &text);
+            Message::Text(text.into())
+        }
+        WsMessage::Close(code, reason) => {
+            let (code, reason) = match refused.get() {
+                Some(refusal) if code == 1002 => (refusal.code, refusal.reason.to_owned()),
+                _ => (code, reason),
+            };
+            Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }))
+        }
+    }
+}
+
+/// Sends `output` until the connection ends, pinging on the way; the close
+/// code and reason to end with, if the server ends it.
+async fn converse(
+    sink: &mut SplitSink<WebSocket, Message>,
+    output: &mut (impl Stream<Item = Message> + Unpin),
+    state: &Mutex<Conversation>,
+    end: &ConnectionEnd,
+    breached: &Notify,
+) -> Option<(u16, String)> {
     let init_deadline = tokio::time::sleep(INIT_TIMEOUT);
     tokio::pin!(init_deadline);
     let mut keepalive = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
-    let close = loop {
+    loop {
         tokio::select! {
             message = output.next() => match message {
                 Some(message) => {
-                    if !send(&mut sink, message).await {
-                        break None;
+                    if !send(sink, message).await {
+                        return None;
                     }
-                    if let Some(reason) = end.0.get().filter(|_| lock(&state).active.is_empty()) {
-                        break Some((4403, (*reason).to_owned()));
+                    if let Some(reason) = end.0.get().filter(|_| lock(state).active.is_empty()) {
+                        return Some((4403, (*reason).to_owned()));
                     }
                 }
-                None => break None,
+                None => return None,
             },
             () = breached.notified() => {
-                let mut state = lock(&state);
+                let mut state = lock(state);
                 if let Some(breach) = state.breach.take() {
-                    break Some(breach);
+                    return Some(breach);
                 }
                 if state.broken {
-                    break Some((1009, "Message too big or malformed".into()));
+                    return Some((1009, "Message too big or malformed".into()));
                 }
             }
-            () = &mut init_deadline, if !lock(&state).accepted => {
-                break Some((4408, "Connection initialisation timeout".into()));
+            () = &mut init_deadline, if !lock(state).accepted => {
+                return Some((4408, "Connection initialisation timeout".into()));
             }
             _ = keepalive.tick() => {
                 let idle = {
-                    let state = lock(&state);
+                    let state = lock(state);
                     state.idle_since.is_some_and(|since| since.elapsed() >= IDLE_TIMEOUT)
                 };
                 if idle {
-                    break Some((1000, "No active subscription".into()));
+                    return Some((1000, "No active subscription".into()));
                 }
-                if !send(&mut sink, Message::Ping(Default::default())).await {
-                    break None;
+                if !send(sink, Message::Ping(Default::default())).await {
+                    return None;
                 }
             }
         }
-    };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        send(&mut sink, Message::Close(Some(frame))).await;
     }
 }
 
