@@ -166,17 +166,7 @@ pub async fn upgrade_or_next(
         return next.run(request).await;
     }
     let (mut parts, _) = request.into_parts();
-    let Some(protocol) = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',')
-                .map(str::trim)
-                .find(|p| *p == GRAPHQL_TRANSPORT_WS)
-        })
-        .and_then(|p| WebSocketProtocols::from_str(p).ok())
-    else {
+    let Some(protocol) = offered_protocol(&parts.headers) else {
         return (
             StatusCode::BAD_REQUEST,
             "Send Sec-WebSocket-Protocol: graphql-transport-ws",
@@ -188,23 +178,12 @@ pub async fn upgrade_or_next(
         Err(err) => return err.into_response(),
     };
     let Ok(permit) = sockets.limits.node.clone().try_acquire_owned() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "5")],
-            "This node holds as many live connections as it may; try again shortly",
-        )
-            .into_response();
+        let why = "This node holds as many live connections as it may; try again shortly";
+        return refused_for_now(StatusCode::SERVICE_UNAVAILABLE, "5", why);
     };
     let (address, pending) = match sockets.limits.arrive(client_address(&parts)) {
         Ok(places) => places,
-        Err(why) => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, "10")],
-                why,
-            )
-                .into_response();
-        }
+        Err(why) => return refused_for_now(StatusCode::TOO_MANY_REQUESTS, "10", why),
     };
     let cookie = cookie_token(&sockets, &parts.headers);
     upgrade
@@ -225,8 +204,24 @@ pub async fn upgrade_or_next(
         })
 }
 
-/// What one connection has said so far, read by its input filter, its
-/// output filter and its loop.
+/// graphql-ws's subprotocol, if the handshake offers it among others.
+fn offered_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    let offered = headers.get(header::SEC_WEBSOCKET_PROTOCOL)?.to_str().ok()?;
+    let ours = offered
+        .split(',')
+        .map(str::trim)
+        .find(|p| *p == GRAPHQL_TRANSPORT_WS)?;
+    WebSocketProtocols::from_str(ours).ok()
+}
+
+/// A handshake refused for now, with when to try again.
+fn refused_for_now(status: StatusCode, retry_after: &'static str, why: &'static str) -> Response {
+    (status, [(header::RETRY_AFTER, retry_after)], why).into_response()
+}
+
+/// What one connection has said so far: written by its input filter
+/// ([`admitted`]), its `connection_init` ([`Init::verdict`]) and its output
+/// map ([`outgoing`]), and read by its loop ([`converse`]).
 #[derive(Default)]
 struct Conversation {
     /// `connection_init` was accepted.
@@ -278,7 +273,7 @@ async fn serve(
     };
     let input = admitted(stream, state.clone(), breached.clone());
     let mut output = async_graphql::http::WebSocket::new(sockets.executor.clone(), input, protocol)
-        .on_connection_init(move |payload| init.accept(payload))
+        .on_connection_init(move |payload| init.verdict(payload))
         .map(outgoing(state.clone(), refused));
     let close = converse(&mut sink, &mut output, &state, &end, &breached).await;
     if let Some((code, reason)) = close {
@@ -337,9 +332,11 @@ struct Init {
 }
 
 impl Init {
-    /// The connection's data if its session is live and within its limits;
-    /// a refusal records the close code the connection ends with.
-    async fn accept(self, payload: serde_json::Value) -> async_graphql::Result<Data> {
+    /// The connection's data if its session is live and within its limits.
+    /// A refused session or limit records the close code the connection
+    /// ends with; with no verdict (the database is down) async-graphql's
+    /// 1002 stands.
+    async fn verdict(self, payload: serde_json::Value) -> async_graphql::Result<Data> {
         // No longer a stranger: the address's pending place is free.
         drop(self.pending);
         let token = payload_token(&payload).or(self.cookie);
@@ -377,7 +374,7 @@ impl Init {
 }
 
 /// The server's messages as frames: each followed, and the close that
-/// refuses `connection_init` given the code [`Init::accept`] chose.
+/// refuses `connection_init` given the code [`Init::verdict`] chose.
 fn outgoing(
     state: Arc<Mutex<Conversation>>,
     refused: Arc<OnceLock<Refusal>>,
