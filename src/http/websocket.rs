@@ -67,7 +67,6 @@ pub struct Sockets {
 }
 
 /// The bounds on open connections.
-#[derive(Clone)]
 pub struct Limits {
     /// Connections this node holds at once.
     node: Arc<Semaphore>,
