@@ -4,9 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, SqlErr, TransactionTrait};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
+use uuid::Uuid;
+
+use entity::user;
 
 use crate::context::CurrentSession;
 use crate::domain::client::ClientInfo;
@@ -152,41 +155,11 @@ impl Recovery {
             return Err(AppError::AccountDisabled);
         }
         users::change_password(&txn, user_id, hash, now).await?;
-        // A reset takes back every other way in, so whoever caused it can
-        // be signed out for good: a thief's passkey or provider link, or a
-        // stranger's who signed the address up first. The second factor
-        // stays: a reset never skips it.
-        let passkeys = passkeys::delete_all(&txn, user_id).await?;
-        let providers = external_identities::delete_all(&txn, user_id).await?;
-        // Whoever knew the old password may have signed in: no client is
-        // known to the new one.
-        known_devices::forget_all(&txn, user_id).await?;
         // The link reached the account's own address: that proves it.
         if stored.email == user.email {
             users::mark_verified(&txn, user_id, now).await?;
         }
-        email_tokens::consume_all(&txn, user_id, Purpose::Reset, now).await?;
-        email_tokens::consume_changes(&txn, user_id, &user.email, now).await?;
-        let revoked = sessions::revoke_all(
-            &txn,
-            user_id,
-            &self.policies,
-            Revocation::PasswordReset,
-            now,
-        )
-        .await?;
-        let mut events =
-            vec![NewEvent::of_account(EventKind::PasswordReset, user_id, now).client(client)];
-        events.extend(revoked.iter().map(|&id| {
-            NewEvent::of(EventKind::SessionRevoked, user_id, id, now).detail("PASSWORD_RESET")
-        }));
-        events.extend(passkeys.iter().map(|name| {
-            NewEvent::of_account(EventKind::PasskeyRemoved, user_id, now).detail(name)
-        }));
-        events.extend(providers.iter().map(|provider| {
-            NewEvent::of_account(EventKind::ProviderUnlinked, user_id, now).detail(provider)
-        }));
-        security_events::insert(&txn, events).await?;
+        let revoked = self.take_back(&txn, &user, client, now).await?;
         let notices = self
             .notifier
             .announce(&txn, revoked.iter().copied().map(Notice::Session))
@@ -204,6 +177,44 @@ impl Recovery {
             email: user.email,
             revoked_sessions: revoked.len(),
         })
+    }
+
+    /// What a reset takes back, in its transaction, with the events that
+    /// say so: every other way in, every pending link and every session
+    /// (returned), so whoever caused the reset can be signed out for good:
+    /// a thief's passkey or provider link, or a stranger's who signed the
+    /// address up first. The second factor stays: a reset never skips it.
+    async fn take_back(
+        &self,
+        txn: &DatabaseTransaction,
+        user: &user::Model,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, AppError> {
+        let user_id = user.id;
+        let passkeys = passkeys::delete_all(txn, user_id).await?;
+        let providers = external_identities::delete_all(txn, user_id).await?;
+        // Whoever knew the old password may have signed in: no client is
+        // known to the new one.
+        known_devices::forget_all(txn, user_id).await?;
+        email_tokens::consume_all(txn, user_id, Purpose::Reset, now).await?;
+        email_tokens::consume_changes(txn, user_id, &user.email, now).await?;
+        let revoked =
+            sessions::revoke_all(txn, user_id, &self.policies, Revocation::PasswordReset, now)
+                .await?;
+        let mut events =
+            vec![NewEvent::of_account(EventKind::PasswordReset, user_id, now).client(client)];
+        events.extend(revoked.iter().map(|&id| {
+            NewEvent::of(EventKind::SessionRevoked, user_id, id, now).detail("PASSWORD_RESET")
+        }));
+        events.extend(passkeys.iter().map(|name| {
+            NewEvent::of_account(EventKind::PasskeyRemoved, user_id, now).detail(name)
+        }));
+        events.extend(providers.iter().map(|provider| {
+            NewEvent::of_account(EventKind::ProviderUnlinked, user_id, now).detail(provider)
+        }));
+        security_events::insert(txn, events).await?;
+        Ok(revoked)
     }
 
     /// Sends a new verification link for the caller's address, replacing
