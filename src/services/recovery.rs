@@ -166,17 +166,23 @@ impl Recovery {
             .await?;
         txn.commit().await?;
         self.notifier.deliver(notices);
-        if let Ok(email) = Email::parse(&user.email) {
-            // Best effort: the owner may sign in at once, even if locked.
-            if let Err(err) = self.throttle.forgive(&email, user_id).await {
-                tracing::warn!(error = ?err, "could not clear sign-in failures after a reset");
-            }
-        }
+        self.forgive_failures(&user).await;
         tracing::info!(user_id = %user_id, revoked_sessions = revoked.len(), "password reset");
         Ok(PasswordReset {
             email: user.email,
             revoked_sessions: revoked.len(),
         })
+    }
+
+    /// Clears the account's sign-in failures, best effort: after a reset
+    /// the owner may sign in at once, even if a thief had locked it.
+    async fn forgive_failures(&self, user: &user::Model) {
+        let Ok(email) = Email::parse(&user.email) else {
+            return;
+        };
+        if let Err(err) = self.throttle.forgive(&email, user.id).await {
+            tracing::warn!(error = ?err, "could not clear sign-in failures after a reset");
+        }
     }
 
     /// What a reset takes back, in its transaction, with the events that
